@@ -1,0 +1,52 @@
+"""Helpers every op uses: shape checks that name the op, parameter packing, grids."""
+
+from __future__ import annotations
+
+import struct
+
+from ..gpu import Tensor
+
+ACTIVATIONS = {None: 0, "none": 0, "gelu": 1, "relu": 2}
+MAX_GROUPS = 65535
+
+
+class OpError(ValueError):
+    """Bad input to an op; the message names the op and the shapes involved."""
+
+
+def check(ok: bool, op: str, message: str) -> None:
+    if not ok:
+        raise OpError(f"{op}: {message}")
+
+
+def check_f32(op: str, **tensors: Tensor | None) -> None:
+    for name, t in tensors.items():
+        if t is not None and t.dtype != "f32":
+            raise OpError(f"{op}: {name} must be f32, got {t.dtype} with shape {t.shape}")
+
+
+def activation_code(op: str, act: str | None) -> int:
+    check(act in ACTIVATIONS, op, f"unknown activation {act!r}; use one of gelu, relu, none")
+    return ACTIVATIONS[act]
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def pack(fmt: str, *values: float) -> bytes:
+    """Uniform parameters: `I` u32, `i` i32, `f` f32, little-endian, padded to 16 bytes."""
+    data = struct.pack("<" + fmt, *values)
+    return data + bytes(-len(data) % 16)
+
+
+def grid_1d(count: int, workgroup: int) -> tuple[int, int, int]:
+    """A grid covering `count` invocations of a 1-D kernel of `workgroup` threads.
+
+    Kernels index it as `gid.x + gid.y * (num_workgroups.x * workgroup)`, so counts beyond
+    the 65535-workgroup limit of one dimension spill into y.
+    """
+    groups = max(ceil_div(count, workgroup), 1)
+    if groups <= MAX_GROUPS:
+        return (groups, 1, 1)
+    return (MAX_GROUPS, ceil_div(groups, MAX_GROUPS), 1)

@@ -1,0 +1,53 @@
+"""Moving numpy arrays to and from the device in tests, and the guard (sentinel) check."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sandseg.gpu import Device, Tensor
+
+_NP_DTYPES = {"f32": np.float32, "u32": np.uint32, "i32": np.int32}
+
+
+def to_gpu(device: Device, array: np.ndarray, dtype: str = "f32") -> Tensor:
+    data = np.ascontiguousarray(array, dtype=_NP_DTYPES[dtype])
+    return device.upload(data.tobytes(), data.shape, dtype)
+
+
+def from_gpu(tensor: Tensor) -> np.ndarray:
+    """The tensor's values, after checking nothing was written past its end (GP-3)."""
+    device = tensor.device
+    data = device.read_sync(tensor)
+    assert_guard_intact(tensor)
+    return np.frombuffer(data, dtype=_NP_DTYPES[tensor.dtype]).reshape(tensor.shape)
+
+
+def assert_guard_intact(tensor: Tensor) -> None:
+    device = tensor.device
+    start = tensor.offset + tensor.nbytes
+    slack = tensor.capacity - start
+    if slack <= 0 or tensor.offset != 0:
+        return
+    whole = device.read_sync(Tensor(device, tensor.buffer, (tensor.capacity // 4,), "u32", 0, tensor))
+    tail = whole[start:]
+    pattern = (device.SENTINEL * (len(tail) // 4 + 1))[: len(tail)]
+    if tail != pattern:
+        first = next(i for i in range(len(tail)) if tail[i] != pattern[i])
+        raise AssertionError(
+            f"kernel wrote past the end of its output {tensor.shape}: byte {first} of the guard"
+        )
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, *, atol: float, rtol: float = 0.0) -> None:
+    """Like numpy's, but the message names the worst element and the first values."""
+    assert actual.shape == expected.shape, f"shape {actual.shape} != expected {expected.shape}"
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    bound = atol + rtol * np.abs(expected.astype(np.float64))
+    if np.all(diff <= bound):
+        return
+    worst = np.unravel_index(np.argmax(diff - bound), diff.shape)
+    raise AssertionError(
+        f"max abs diff {diff.max():.3e} at {worst} (got {actual[worst]!r}, want {expected[worst]!r}); "
+        f"{int((diff > bound).sum())} of {diff.size} out of tolerance; "
+        f"first values got {actual.ravel()[:4]}, want {expected.ravel()[:4]}"
+    )

@@ -1,0 +1,106 @@
+"""matmul and matmul_strided (shaders/matmul*.wgsl) against reference.matmul."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sandseg import ops
+from sandseg.ops import OpError
+from tests import reference
+from tests.gpu_helpers import assert_close, from_gpu, to_gpu
+
+
+def _check(device, rng, a_shape, b_shape, *, atol=2e-5, **kw):
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    n = b_shape[-2] if kw.get("trans_b") else b_shape[-1]
+    bias = rng.standard_normal(n).astype(np.float32) if kw.pop("with_bias", False) else None
+    want_res = kw.pop("with_residual", False)
+    expected = reference.matmul(a, b, bias=bias, **kw)
+    residual = rng.standard_normal(expected.shape).astype(np.float32) if want_res else None
+    expected = reference.matmul(a, b, bias=bias, residual=residual, **kw)
+    got = ops.matmul(
+        to_gpu(device, a),
+        to_gpu(device, b),
+        bias=None if bias is None else to_gpu(device, bias),
+        residual=None if residual is None else to_gpu(device, residual),
+        **kw,
+    )
+    scale = np.sqrt(a.shape[-1] if not kw.get("trans_a") else a.shape[-2])
+    assert_close(from_gpu(got), expected, atol=atol * scale, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n"),
+    [
+        (16384, 128, 512),  # TinyViT layers.1 MLP fc1
+        (4096, 640, 160),  # layers.2 MLP fc2
+        (4900, 160, 480),  # layers.2 qkv over 25 windows of 14x14
+        (7, 256, 2048),  # two-way transformer MLP on 7 tokens
+        (1, 4, 4),  # smallest aligned
+        (33, 12, 20),  # rows and columns past the tile edges
+    ],
+)
+def test_matmul_fast_path_model_and_awkward_shapes(device, rng, m, k, n):
+    _check(device, rng, (m, k), (k, n))
+
+
+@pytest.mark.parametrize("act", ["gelu", "relu", None])
+def test_matmul_fused_epilogue(device, rng, act):
+    _check(device, rng, (70, 64), (64, 36), act=act, alpha=0.5, with_bias=True, with_residual=True)
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "kw"),
+    [
+        ((5, 7), (7, 3), {}),  # K and N not multiples of 4
+        ((1, 1), (1, 1), {}),
+        ((3, 64, 32), (3, 16, 32), {"trans_b": True}),  # q @ k^T per head
+        ((32, 9), (32, 4), {"trans_a": True}),
+        ((4, 8, 12), (12, 20), {"with_bias": True, "act": "relu"}),  # shared weight, batched
+    ],
+)
+def test_matmul_strided_transposes_and_unaligned(device, rng, a_shape, b_shape, kw):
+    _check(device, rng, a_shape, b_shape, **kw)
+
+
+def test_matmul_batched_fast_path(device, rng):
+    _check(device, rng, (3, 20, 8), (3, 8, 12), with_bias=True, with_residual=True)
+
+
+def test_matmul_many_row_tiles_near_workgroup_limit(device, rng):
+    # 65535 * 32 rows would be the limit of one grid dimension; 2**20 rows with K=N=4 keeps
+    # the test small while covering a y-grid of 32768 workgroups.
+    _check(device, rng, (1 << 20, 4), (4, 4))
+
+
+def test_linear_over_leading_dimensions(device, rng):
+    x = rng.standard_normal((2, 5, 16)).astype(np.float32)
+    w = rng.standard_normal((16, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    got = ops.linear(to_gpu(device, x), to_gpu(device, w), to_gpu(device, b), act="gelu")
+    assert got.shape == (2, 5, 8)
+    assert_close(from_gpu(got), reference.matmul(x, w, bias=b, act="gelu"), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "fragment"),
+    [
+        ((4, 5), (6, 4), "inner dimensions differ"),
+        ((4,), (4, 4), "2-D or 3-D"),
+        ((2, 4, 4), (3, 4, 4), "batch of"),
+    ],
+)
+def test_matmul_rejects_bad_shapes_naming_them(device, a_shape, b_shape, fragment):
+    a = device.empty(a_shape)
+    b = device.empty(b_shape)
+    with pytest.raises(OpError, match=fragment) as info:
+        ops.matmul(a, b)
+    assert str(info.value).startswith("matmul:")
+    assert str(a_shape[-1]) in str(info.value)
+
+
+def test_matmul_rejects_wrong_dtype(device):
+    with pytest.raises(OpError, match="must be f32"):
+        ops.matmul(device.empty((4, 4), "u32"), device.empty((4, 4)))
