@@ -1,6 +1,4 @@
-"""numpy references, one per WGSL kernel: written to be obviously right, not fast.
-
-Never imported by the package. Computations run in float64 and return float32 unless noted.
+"""References for matmul and the shared activations."""
 """
 
 from __future__ import annotations
