@@ -1,5 +1,4 @@
-"""References for matmul and the shared activations."""
-"""
+"""References for matmul and the shared activations (float64 inside, float32 out)."""
 
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ CASES: dict[str, tuple[bytes, str]] = {
     "header_not_utf8": (_file(b'{"\xff": 1}'), "not valid UTF-8"),
     "header_not_json": (_file(b'{"a": '), "not valid JSON"),
     "header_nan": (_file(b'{"a": NaN}'), "NaN is not a JSON value"),
-    "header_not_object": (_file(b"[1, 2]"), "header JSON is a list"),
-    "entry_not_object": (_file({"a": 5}), "entry for tensor 'a' is a int"),
+    "header_not_object": (_file(b"[1, 2]"), "header JSON is an array"),
+    "entry_not_object": (_file({"a": 5}), "entry for tensor 'a' is a number"),
     "duplicate_key": (
         _file(b'{"a": {}, "a": {}}'),
         "duplicate key 'a'",
@@ -44,7 +44,7 @@ CASES: dict[str, tuple[bytes, str]] = {
         _file(b'{"a": {"dtype": "U8", "dtype": "U8", "shape": [], "data_offsets": [0, 1]}}'),
         "duplicate key 'dtype'",
     ),
-    "metadata_not_string": (_file({"__metadata__": {"k": 1}}), "is a int, not a string"),
+    "metadata_not_string": (_file({"__metadata__": {"k": 1}}), "is a number, not a string"),
     "metadata_not_object": (_file({"__metadata__": ["k"]}), "must be an object of strings"),
     "missing_field": (_file({"a": {"dtype": "U8", "shape": [0]}}), "missing field(s)"),
     "extra_field": (_file({"a": {**_U8_4, "x": 1}}, b"abcd"), "unknown field(s) ['x']"),
@@ -74,7 +74,10 @@ CASES: dict[str, tuple[bytes, str]] = {
         "overlaps the previous tensor",
     ),
     "trailing_bytes": (_file({"a": _U8_4}, bytes(6)), "2 trailing bytes"),
-    "data_truncated": (_file({"a": _entry("U8", [8], 0, 8)}, bytes(4)), "data section is truncated"),
+    "data_truncated": (
+        _file({"a": _entry("U8", [8], 0, 8)}, bytes(4)),
+        "data section is truncated",
+    ),
 }
 
 

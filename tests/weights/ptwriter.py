@@ -154,7 +154,9 @@ def write_archive(
     return path
 
 
-def write_checkpoint(path: Path, tensors: dict[str, HostTensor], *, wrap: str | None = None) -> Path:
+def write_checkpoint(
+    path: Path, tensors: dict[str, HostTensor], *, wrap: str | None = None
+) -> Path:
     """Write `tensors` as a checkpoint the way torch.save(state_dict) lays it out."""
     pkl, storages = state_dict_pickle(tensors, wrap=wrap)
     return write_archive(path, pkl, storages)
