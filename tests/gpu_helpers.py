@@ -28,7 +28,9 @@ def assert_guard_intact(tensor: Tensor) -> None:
     slack = tensor.capacity - start
     if slack <= 0 or tensor.offset != 0:
         return
-    whole = device.read_sync(Tensor(device, tensor.buffer, (tensor.capacity // 4,), "u32", 0, tensor))
+    whole = device.read_sync(
+        Tensor(device, tensor.buffer, (tensor.capacity // 4,), "u32", 0, tensor)
+    )
     tail = whole[start:]
     pattern = (device.SENTINEL * (len(tail) // 4 + 1))[: len(tail)]
     if tail != pattern:
@@ -38,7 +40,9 @@ def assert_guard_intact(tensor: Tensor) -> None:
         )
 
 
-def assert_close(actual: np.ndarray, expected: np.ndarray, *, atol: float, rtol: float = 0.0) -> None:
+def assert_close(
+    actual: np.ndarray, expected: np.ndarray, *, atol: float, rtol: float = 0.0
+) -> None:
     """Like numpy's, but the message names the worst element and the first values."""
     assert actual.shape == expected.shape, f"shape {actual.shape} != expected {expected.shape}"
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
@@ -47,7 +51,8 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, *, atol: float, rtol:
         return
     worst = np.unravel_index(np.argmax(diff - bound), diff.shape)
     raise AssertionError(
-        f"max abs diff {diff.max():.3e} at {worst} (got {actual[worst]!r}, want {expected[worst]!r}); "
+        f"max abs diff {diff.max():.3e} at {worst} "
+        f"(got {actual[worst]!r}, want {expected[worst]!r}); "
         f"{int((diff > bound).sum())} of {diff.size} out of tolerance; "
         f"first values got {actual.ravel()[:4]}, want {expected.ravel()[:4]}"
     )

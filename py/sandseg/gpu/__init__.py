@@ -21,7 +21,9 @@ def get_device() -> Device:
     global _device
     if _device is None:
         if IN_PYODIDE:
-            raise GPUError("in the browser, create the device with `await request_browser_device()`")
+            raise GPUError(
+                "in the browser, create the device with `await request_browser_device()`"
+            )
         from .native import request_native_device
 
         _device = request_native_device()

@@ -95,7 +95,9 @@ class Device:
         weakref.finalize(tensor, self._release, buffer, size)
         return tensor
 
-    def upload(self, data: bytes | bytearray | memoryview, shape: tuple[int, ...], dtype: str = "f32") -> Tensor:
+    def upload(
+        self, data: bytes | bytearray | memoryview, shape: tuple[int, ...], dtype: str = "f32"
+    ) -> Tensor:
         """A tensor holding `data` (little-endian, row-major, exactly shape x dtype bytes)."""
         expected = math.prod(shape) * DTYPE_SIZES[dtype]
         if len(memoryview(data).cast("B")) != expected:
@@ -131,7 +133,7 @@ class Device:
     ) -> None:
         """Record one compute dispatch; `None` inputs bind a dummy buffer (optional operands)."""
         label = f"{kernel}({', '.join(_describe(t) for t in [*inputs, *outputs])})"
-        grid3 = (tuple(grid) + (1, 1, 1))[:3]
+        grid3 = (*grid, 1, 1, 1)[:3]
         if any(g > MAX_WORKGROUPS_PER_DIM for g in grid3):
             raise GPUError(f"{label}: grid {grid3} exceeds {MAX_WORKGROUPS_PER_DIM} workgroups")
         if len(inputs) + len(outputs) > MAX_STORAGE_BUFFERS_PER_STAGE:
@@ -150,16 +152,27 @@ class Device:
         pipeline = self._pipeline(kernel, constants or {}, len(inputs), len(outputs))
         if all(g > 0 for g in grid3):
             self._records.append(
-                DispatchRecord(pipeline, tuple(bindings), params_offset, max(len(params), 16), grid3, label)
+                DispatchRecord(
+                    pipeline, tuple(bindings), params_offset, max(len(params), 16), grid3, label
+                )
             )
             self.dispatch_count += 1
 
-    def copy(self, src: Tensor, dst: Tensor, src_start: int = 0, dst_start: int = 0, count: int | None = None) -> None:
+    def copy(
+        self,
+        src: Tensor,
+        dst: Tensor,
+        src_start: int = 0,
+        dst_start: int = 0,
+        count: int | None = None,
+    ) -> None:
         """Record a copy of `count` elements (default: all of src) between tensors."""
         size = DTYPE_SIZES[src.dtype]
         count = src.numel - src_start if count is None else count
         if src_start + count > src.numel or dst_start + count > dst.numel:
-            raise GPUError(f"copy of {count} elements from {src.shape} to {dst.shape} is out of range")
+            raise GPUError(
+                f"copy of {count} elements from {src.shape} to {dst.shape} is out of range"
+            )
         nbytes = count * size
         if nbytes % 4 or (src.offset + src_start * size) % 4 or (dst.offset + dst_start * size) % 4:
             raise GPUError("copies must be 4-byte aligned")

@@ -71,7 +71,11 @@ class NativeDevice(Device):
             entries.append(
                 {
                     "binding": len(entries),
-                    "resource": {"buffer": uniforms, "offset": rec.params_offset, "size": rec.params_size},
+                    "resource": {
+                        "buffer": uniforms,
+                        "offset": rec.params_offset,
+                        "size": rec.params_size,
+                    },
                 }
             )
             try:

@@ -18,7 +18,16 @@ DTYPE_SIZES = {"f32": 4, "u32": 4, "i32": 4}
 
 
 class Tensor:
-    __slots__ = ("__weakref__", "_owner", "buffer", "capacity", "device", "dtype", "offset", "shape")
+    __slots__ = (
+        "__weakref__",
+        "_owner",
+        "buffer",
+        "capacity",
+        "device",
+        "dtype",
+        "offset",
+        "shape",
+    )
 
     def __init__(
         self,
@@ -63,7 +72,13 @@ class Tensor:
         if math.prod(dims) != self.numel:
             raise ValueError(f"cannot reshape a tensor of shape {self.shape} into {tuple(dims)}")
         return Tensor(
-            self.device, self.buffer, tuple(dims), self.dtype, self.offset, self._root(), self.capacity
+            self.device,
+            self.buffer,
+            tuple(dims),
+            self.dtype,
+            self.offset,
+            self._root(),
+            self.capacity,
         )
 
     def view(self, start: int, shape: tuple[int, ...]) -> Tensor:
@@ -77,7 +92,9 @@ class Tensor:
                 f"view at element {start} is not {self.device.binding_alignment}-byte aligned; "
                 "copy the range into a new tensor instead"
             )
-        return Tensor(self.device, self.buffer, shape, self.dtype, offset, self._root(), self.capacity)
+        return Tensor(
+            self.device, self.buffer, shape, self.dtype, offset, self._root(), self.capacity
+        )
 
     def _root(self) -> Tensor:
         return self._owner if self._owner is not None else self

@@ -27,18 +27,33 @@ def matmul(
     """
     op = "matmul"
     check_f32(op, a=a, b=b, bias=bias, residual=residual)
-    check(a.ndim in (2, 3) and b.ndim in (2, 3), op, f"operands must be 2-D or 3-D, got a {a.shape}, b {b.shape}")
+    check(
+        a.ndim in (2, 3) and b.ndim in (2, 3),
+        op,
+        f"operands must be 2-D or 3-D, got a {a.shape}, b {b.shape}",
+    )
     batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
     for name, t in (("a", a), ("b", b)):
-        check(t.ndim == 2 or t.shape[0] == batch, op, f"batch of {name} {t.shape} does not match {batch}")
+        check(
+            t.ndim == 2 or t.shape[0] == batch,
+            op,
+            f"batch of {name} {t.shape} does not match {batch}",
+        )
     m, k = a.shape[-2:][::-1] if trans_a else a.shape[-2:]
     kb, n = b.shape[-2:][::-1] if trans_b else b.shape[-2:]
-    check(k == kb, op, f"inner dimensions differ: a {a.shape}{' (transposed)' * trans_a}, b {b.shape}{' (transposed)' * trans_b}")
+    check(
+        k == kb,
+        op,
+        f"inner dimensions differ: a {a.shape}{' (transposed)' * trans_a}, "
+        f"b {b.shape}{' (transposed)' * trans_b}",
+    )
     out_shape = (batch, m, n) if a.ndim == 3 or b.ndim == 3 else (m, n)
     if bias is not None:
         check(bias.shape == (n,), op, f"bias must be ({n},), got {bias.shape}")
     if residual is not None:
-        check(residual.shape == out_shape, op, f"residual must be {out_shape}, got {residual.shape}")
+        check(
+            residual.shape == out_shape, op, f"residual must be {out_shape}, got {residual.shape}"
+        )
     code = activation_code(op, act)
     out = a.device.empty(out_shape)
     constants = {"ACT": code, "HAS_BIAS": bias is not None, "HAS_RESIDUAL": residual is not None}
@@ -71,7 +86,11 @@ def linear(
     x: (..., in); weight_t: (in, out), the PyTorch weight transposed once at load time so the
     fast kernel reads it row-major. Returns (..., out).
     """
-    check(x.ndim >= 1 and weight_t.ndim == 2, "linear", f"x {x.shape} and weight {weight_t.shape} do not fit")
+    check(
+        x.ndim >= 1 and weight_t.ndim == 2,
+        "linear",
+        f"x {x.shape} and weight {weight_t.shape} do not fit",
+    )
     lead = x.shape[:-1]
     rows = 1
     for d in lead:
@@ -79,6 +98,10 @@ def linear(
     out_features = weight_t.shape[1]
     res2d = residual.reshape(rows, out_features) if residual is not None else None
     if residual is not None:
-        check(residual.shape == (*lead, out_features), "linear", f"residual must be {(*lead, out_features)}, got {residual.shape}")
+        check(
+            residual.shape == (*lead, out_features),
+            "linear",
+            f"residual must be {(*lead, out_features)}, got {residual.shape}",
+        )
     y = matmul(x.reshape(rows, x.shape[-1]), weight_t, bias=bias, act=act, residual=res2d)
     return y.reshape(*lead, out_features)

@@ -1,0 +1,11 @@
+"""The error types users see: each says what was wrong and what to do."""
+
+from __future__ import annotations
+
+from .gpu.device import GPUError
+from .ops._common import OpError
+
+# Errors the command line prints as one line instead of a traceback. Others are bugs.
+UserFacingError: tuple[type[Exception], ...] = (GPUError, OpError, OSError)
+
+__all__ = ["GPUError", "OpError", "UserFacingError"]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command (README, CI): set up what is missing, lint, then run every test tier.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
+echo "== GPU tier adapter: $(.venv/bin/sandseg info --adapter)"
+echo "== lint (ruff)"
+.venv/bin/ruff check py tests
+.venv/bin/ruff format --check py tests
+echo "== tests"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,39 @@
+"""Every WGSL kernel has its header, op, numpy reference and test (STYLE.md)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sandseg.gpu.shaders import kernel_names, shader_dir
+from tests import reference
+
+ROOT = Path(__file__).resolve().parents[1]
+OPS_SOURCE = "\n".join(p.read_text() for p in (ROOT / "py" / "sandseg" / "ops").glob("*.py"))
+
+
+def test_kernels_exist():
+    assert len(kernel_names()) >= 2, f"no kernels found in {shader_dir()}"
+
+
+@pytest.mark.parametrize("name", kernel_names())
+def test_kernel_has_header_op_reference_and_test(name):
+    source = (shader_dir() / f"{name}.wgsl").read_text()
+    assert source.startswith(f"// # {name}"), f"{name}.wgsl must open with a '// # {name}' header"
+    assert "Bindings:" in source, f"{name}.wgsl header must list its bindings"
+    assert "Grid:" in source or "grid" in source.lower(), f"{name}.wgsl header must give its grid"
+    assert re.search(rf'dispatch\(\s*"{name}"', OPS_SOURCE) or f'"{name}"' in OPS_SOURCE, (
+        f"no op in py/sandseg/ops dispatches {name!r}"
+    )
+    assert callable(getattr(reference, name, None)), f"tests.reference has no function {name!r}"
+    assert (ROOT / "tests" / "kernels" / f"test_{name}.py").is_file(), (
+        f"no tests/kernels/test_{name}.py"
+    )
+
+
+def test_every_kernel_test_file_has_a_kernel():
+    names = set(kernel_names())
+    for path in (ROOT / "tests" / "kernels").glob("test_*.py"):
+        assert path.stem.removeprefix("test_") in names, f"{path.name} tests no kernel"
