@@ -33,7 +33,7 @@ CASES: dict[str, tuple[bytes, str]] = {
     "header_beyond_file": (_file(b"{}", length=64), "beyond the end of the file"),
     "header_not_utf8": (_file(b'{"\xff": 1}'), "not valid UTF-8"),
     "header_not_json": (_file(b'{"a": '), "not valid JSON"),
-    "header_nan": (_file(b'{"a": NaN}'), "NaN is not a JSON value"),
+    "header_nan": (_file(b'{"a": NaN}'), "not valid JSON (NaN is not a JSON value)"),
     "header_not_object": (_file(b"[1, 2]"), "header JSON is an array"),
     "entry_not_object": (_file({"a": 5}), "entry for tensor 'a' is a number"),
     "duplicate_key": (

@@ -1,0 +1,54 @@
+"""Mutated checkpoints raise only CheckpointError (the `.pt` twin of ST-4)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandseg.weights import CheckpointError, HostTensor, read_pt
+
+from .ptwriter import state_dict_pickle, write_archive
+
+TENSORS = {
+    "a": HostTensor("F32", (2, 2), bytes(range(16))),
+    "b": HostTensor("I64", (), bytes(8)),
+}
+PKL, STORAGES = state_dict_pickle(TENSORS, wrap="model")
+
+
+def archive_bytes(pkl: bytes) -> bytes:
+    buffer = io.BytesIO()
+    write_archive(buffer, pkl, STORAGES)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+VALID = archive_bytes(PKL)
+edits = st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=4)
+
+
+def mutate(data: bytes, changes: list[tuple[int, int]]) -> bytes:
+    mutable = bytearray(data)
+    for position, value in changes:
+        mutable[position % len(mutable)] = value
+    return bytes(mutable)
+
+
+def test_unmutated_inputs_are_valid() -> None:
+    assert read_pt(io.BytesIO(VALID)) == TENSORS
+
+
+@settings(max_examples=300, deadline=1000)
+@given(changes=edits)
+def test_mutated_pickle_only_raises_our_error(changes: list[tuple[int, int]]) -> None:
+    with contextlib.suppress(CheckpointError):
+        read_pt(io.BytesIO(archive_bytes(mutate(PKL, changes))))
+
+
+@settings(max_examples=300, deadline=1000)
+@given(changes=edits, cut=st.integers(0, len(VALID)))
+def test_mutated_archive_only_raises_our_error(changes: list[tuple[int, int]], cut: int) -> None:
+    with contextlib.suppress(CheckpointError):
+        read_pt(io.BytesIO(mutate(VALID, changes)[: max(cut, 1)]))
