@@ -12,15 +12,22 @@ np.seterr(all="raise")
 
 
 @pytest.fixture(scope="session")
-def device():
+def gpu_device():
+    """The process-wide device; a missing adapter fails the test, loudly."""
     from sandseg.gpu import GPUError, get_device
 
     try:
-        dev = get_device()
+        return get_device()
     except GPUError as exc:
         pytest.fail(f"GPU tier cannot run: {exc}", pytrace=False)
-    dev.guard_bytes = 1024
-    return dev
+
+
+@pytest.fixture
+def device(gpu_device):
+    """The device in guard mode: stray writes past any output are caught (GP-3)."""
+    gpu_device.guard_bytes = 1024
+    yield gpu_device
+    gpu_device.guard_bytes = 0
 
 
 @pytest.fixture
@@ -39,5 +46,5 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "device" in getattr(item, "fixturenames", ()):
+        if {"device", "gpu_device"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.gpu)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,9 @@ class Device:
         self._pipelines: dict[tuple[Any, ...], Any] = {}
         self._free: dict[int, list[Any]] = defaultdict(list)
         self._free_bytes = 0
+        # Surplus buffers wait here until the work recorded so far is submitted: recorded
+        # dispatches may still use them, and only submitted work keeps a destroyed buffer alive.
+        self._doomed: list[Any] = []
         self._records: list[DispatchRecord | CopyRecord] = []
         self._params = bytearray()
         self._dummy = self.empty((64,))
@@ -117,7 +121,7 @@ class Device:
         self._free_bytes += size
         while self._free_bytes > POOL_KEEP_BYTES:
             largest = max(s for s, bufs in self._free.items() if bufs)
-            self._destroy_buffer(self._free[largest].pop())
+            self._doomed.append(self._free[largest].pop())
             self._free_bytes -= largest
 
     # -- recording ------------------------------------------------------------------------
@@ -129,7 +133,7 @@ class Device:
         outputs: list[Tensor],
         params: bytes,
         grid: tuple[int, ...],
-        constants: dict[str, float] | None = None,
+        constants: Mapping[str, float] | None = None,
     ) -> None:
         """Record one compute dispatch; `None` inputs bind a dummy buffer (optional operands)."""
         label = f"{kernel}({', '.join(_describe(t) for t in [*inputs, *outputs])})"
@@ -186,19 +190,21 @@ class Device:
 
     def submit(self) -> None:
         """Send everything recorded so far to the GPU as one command buffer."""
-        if not self._records:
-            return
-        records, params = self._records, bytes(self._params)
-        self._records, self._params = [], bytearray()
-        self._submit(records, params)
-        self.submit_count += 1
+        if self._records:
+            records, params = self._records, bytes(self._params)
+            self._records, self._params = [], bytearray()
+            self._submit(records, params)
+            self.submit_count += 1
+        doomed, self._doomed = self._doomed, []
+        for buffer in doomed:
+            self._destroy_buffer(buffer)
 
     async def read(self, tensor: Tensor) -> bytes:
         """Submit pending work and return the tensor's bytes (little-endian, row-major)."""
         self.submit()
         return await self._read_buffer(tensor.buffer, tensor.offset, tensor.nbytes)
 
-    def _pipeline(self, kernel: str, constants: dict[str, float], n_in: int, n_out: int) -> Any:
+    def _pipeline(self, kernel: str, constants: Mapping[str, float], n_in: int, n_out: int) -> Any:
         key = (kernel, tuple(sorted(constants.items())), n_in, n_out)
         pipeline = self._pipelines.get(key)
         if pipeline is None:
