@@ -3,6 +3,34 @@
 Never imported by the package. Each module covers a family of kernels.
 """
 
+from .conv import conv2d, conv2d_depthwise, conv_transpose2x2
+from .encoding import positional_encoding
+from .image import preprocess, resize_antialias, resize_bilinear
+from .layout import permute, window_partition, window_reverse
 from .linalg import activate, gelu, matmul, matmul_strided
+from .mask import threshold
+from .multihead import attention
+from .norm import layer_norm, softmax
+from .pointwise import elementwise
 
-__all__ = ["activate", "gelu", "matmul", "matmul_strided"]
+__all__ = [
+    "attention",
+    "conv2d",
+    "conv2d_depthwise",
+    "conv_transpose2x2",
+    "positional_encoding",
+    "preprocess",
+    "resize_antialias",
+    "resize_bilinear",
+    "activate",
+    "elementwise",
+    "gelu",
+    "layer_norm",
+    "matmul",
+    "matmul_strided",
+    "permute",
+    "softmax",
+    "threshold",
+    "window_partition",
+    "window_reverse",
+]
