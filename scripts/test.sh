@@ -7,8 +7,9 @@ bash scripts/setup.sh
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 echo "== GPU tier adapter: $(.venv/bin/sandseg info --adapter)"
-echo "== lint (ruff)"
+echo "== lint (ruff) and types (mypy)"
 .venv/bin/ruff check py tests
 .venv/bin/ruff format --check py tests
+.venv/bin/mypy
 echo "== tests"
 .venv/bin/python -m pytest "$@"

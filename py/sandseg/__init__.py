@@ -1,0 +1,5 @@
+"""sandseg: MobileSAM on WebGPU from Python, natively (wgpu-py) and in the browser (Pyodide)."""
+
+from .predictor import Predictor
+
+__all__ = ["Predictor"]

@@ -13,6 +13,29 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="show the WebGPU adapter sandseg would use")
     info.add_argument("--adapter", action="store_true", help="print only the adapter's name")
 
+    convert = sub.add_parser("convert", help="official MobileSAM .pt -> .safetensors + manifest")
+    convert.add_argument("src", help="checkpoint in the official layout (mobile_sam.pt)")
+    convert.add_argument("dst", help="output .safetensors path")
+
+    segment = sub.add_parser("segment", help="segment an image from point and box prompts")
+    segment.add_argument("--weights", required=True, help=".safetensors (or .pt) weights")
+    segment.add_argument("--image", required=True, help="image file (JPEG, PNG, ...)")
+    segment.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        metavar="X,Y,LABEL",
+        help="a point in image pixels; LABEL 1 foreground, 0 background",
+    )
+    segment.add_argument("--box", metavar="X0,Y0,X1,Y1", help="a box in image pixels")
+    segment.add_argument(
+        "--mask-input",
+        metavar="LOWRES.npy",
+        help="previous low-res logits (1x256x256 or 256x256 float32) to refine",
+    )
+    segment.add_argument("--multimask", action="store_true", help="return 3 masks instead of 1")
+    segment.add_argument("--out", required=True, help="output .npz path")
+
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     kernels = bench_sub.add_parser("kernels", help="every kernel at MobileSAM shapes vs numpy")
@@ -24,6 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
+        if args.command == "convert":
+            from .weights import convert_checkpoint
+
+            manifest = convert_checkpoint(args.src, args.dst, progress=_progress)
+            print(
+                f"wrote {args.dst} ({manifest['tensor_count']} tensors, "
+                f"sha256 {manifest['output_sha256']})"
+            )
+            return 0
+        if args.command == "segment":
+            from .segment_cli import run_segment
+
+            return run_segment(args, _progress)
         if args.command == "bench" and args.bench == "kernels":
             from .bench.kernels import run_kernel_bench
 
@@ -40,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
     parser.error("unknown command")
     return 2
+
+
+def _progress(message: str) -> None:
+    print(f"sandseg: {message}", file=sys.stderr, flush=True)
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from .gpu.device import GPUError
 from .ops._common import OpError
+from .predictor import InputError
+from .weights import WeightsError
 
 # Errors the command line prints as one line instead of a traceback. Others are bugs.
-UserFacingError: tuple[type[Exception], ...] = (GPUError, OpError, OSError)
+UserFacingError: tuple[type[Exception], ...] = (
+    GPUError,
+    OpError,
+    OSError,
+    InputError,
+    WeightsError,
+)
 
-__all__ = ["GPUError", "OpError", "UserFacingError"]
+__all__ = ["GPUError", "InputError", "OpError", "UserFacingError", "WeightsError"]

@@ -8,6 +8,7 @@ against numpy measured in the same run on the same machine.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import statistics
 import time
@@ -35,6 +36,10 @@ def _f32(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def _affine(a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return a @ b + bias
+
+
 def _up(device: NativeDevice, array: np.ndarray):
     return device.upload(np.ascontiguousarray(array).tobytes(), array.shape)
 
@@ -59,8 +64,8 @@ def matmul_cases(device: NativeDevice, rng: np.random.Generator) -> list[Case]:
                 f"{m}x{k} @ {k}x{n} +bias ({what})",
                 "GFLOP/s",
                 2.0 * m * k * n,
-                lambda ga=ga, gb=gb, gbias=gbias: ops.matmul(ga, gb, bias=gbias),
-                lambda a=a, b=b, bias=bias: a @ b + bias,
+                functools.partial(ops.matmul, ga, gb, bias=gbias),
+                functools.partial(_affine, a, b, bias),
             )
         )
     a, b = _f32(rng, 65536, 32), _f32(rng, 4, 32)

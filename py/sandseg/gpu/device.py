@@ -137,7 +137,8 @@ class Device:
     ) -> None:
         """Record one compute dispatch; `None` inputs bind a dummy buffer (optional operands)."""
         label = f"{kernel}({', '.join(_describe(t) for t in [*inputs, *outputs])})"
-        grid3 = (*grid, 1, 1, 1)[:3]
+        gx, gy, gz = (*grid, 1, 1, 1)[:3]
+        grid3 = (gx, gy, gz)
         if any(g > MAX_WORKGROUPS_PER_DIM for g in grid3):
             raise GPUError(f"{label}: grid {grid3} exceeds {MAX_WORKGROUPS_PER_DIM} workgroups")
         if len(inputs) + len(outputs) > MAX_STORAGE_BUFFERS_PER_STAGE:

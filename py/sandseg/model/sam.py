@@ -1,0 +1,81 @@
+"""MobileSAM: image encoder + prompt encoder + mask decoder, with pre- and post-processing on
+the GPU. Coordinates are in original-image pixels, as in the official SamPredictor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .. import ops
+from ..gpu import Device, Tensor
+from ..weights import HostTensor
+from .mask_decoder import MaskDecoder
+from .params import WeightStore
+from .prompt_encoder import INPUT_SIZE, PromptEncoder
+from .tiny_vit import TinyViT
+
+LOW_RES = 256
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Sizes of the image being segmented: original (h, w) and resized-to-1024 (h, w)."""
+
+    original: tuple[int, int]
+    resized: tuple[int, int]
+
+
+class MobileSAM:
+    def __init__(
+        self, device: Device, tensors: Mapping[str, HostTensor] | Callable[[str], HostTensor]
+    ) -> None:
+        store = WeightStore(device, tensors)
+        self.device = device
+        self.image_encoder = TinyViT(store)
+        self.prompt_encoder = PromptEncoder(store)
+        self.mask_decoder = MaskDecoder(store)
+        device.submit()
+
+    def preprocess(
+        self, pixels: bytes, height: int, width: int, channels: int
+    ) -> tuple[Tensor, ImageInfo]:
+        """8-bit image bytes (H, W, channels) -> normalised, padded (1024, 1024, 3) input."""
+        new_h, new_w = ops.resize_longest_side(height, width, INPUT_SIZE)
+        words = self.device.upload(_pad4(pixels), (-(-len(pixels) // 4),), "u32")
+        resized = ops.resize_antialias(words, height, width, channels, new_h, new_w)
+        return ops.preprocess(resized, size=INPUT_SIZE), ImageInfo((height, width), (new_h, new_w))
+
+    def encode(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
+        return self.image_encoder.run(x, start, stop)
+
+    def decode(
+        self,
+        embeddings: Tensor,
+        coords_1024: list[tuple[float, float]],
+        labels: list[int],
+        mask_input: Tensor | None,
+        multimask: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """-> (low-res logits (C, 256, 256), iou (1, C), sparse embeddings (T, 256))."""
+        sparse = self.prompt_encoder.sparse(coords_1024, labels)
+        dense = self.prompt_encoder.dense(mask_input)
+        image = embeddings.reshape(64 * 64, embeddings.shape[-1])
+        masks, iou = self.mask_decoder(image, self.prompt_encoder.dense_pe(), sparse, dense)
+        first, count = (1, 3) if multimask else (0, 1)
+        low_res = self.device.empty((count, LOW_RES, LOW_RES))
+        self.device.copy(
+            masks, low_res, src_start=first * LOW_RES * LOW_RES, count=count * LOW_RES * LOW_RES
+        )
+        iou_sel = self.device.empty((1, count))
+        self.device.copy(iou, iou_sel, src_start=first, count=count)
+        return low_res, iou_sel, sparse
+
+    def postprocess(self, low_res: Tensor, info: ImageInfo) -> Tensor:
+        """(C, 256, 256) logits -> (C, H, W) logits at the original size."""
+        padded = ops.resize_bilinear(low_res, INPUT_SIZE, INPUT_SIZE)
+        h, w = info.original
+        return ops.resize_bilinear(padded, h, w, crop_h=info.resized[0], crop_w=info.resized[1])
+
+
+def _pad4(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 4)

@@ -1,0 +1,280 @@
+"""The user API, shaped like the official `SamPredictor`: `set_image` once, `predict` per prompt.
+
+Coordinates are original-image pixels (x, y); labels are 1 (foreground) and 0 (background).
+The async methods are the portable API (the browser awaits them); natively, the plain
+methods wrap them and convert results to numpy at the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .gpu import Device, get_device
+from .model import ImageInfo, MobileSAM
+from .ops import resize_longest_side, threshold
+
+LOW_RES = 256
+
+
+class InputError(ValueError):
+    """An image or prompt that cannot be used; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Raw results: masks (C, H, W) 0/1 bytes; logits (C, H, W) and low_res (C, 256, 256)
+    little-endian float32 bytes; iou, C floats."""
+
+    shape: tuple[int, int, int]
+    masks: bytes
+    logits: bytes
+    low_res: bytes
+    iou: list[float]
+
+
+class Predictor:
+    def __init__(self, model: MobileSAM) -> None:
+        self.model = model
+        self.device: Device = model.device
+        self._embeddings: Any = None
+        self._info: ImageInfo | None = None
+
+    @classmethod
+    def from_weights(cls, path: str | Path, device: Device | None = None) -> Predictor:
+        """Load a MobileSAM `.pt` checkpoint or converted `.safetensors` file."""
+        from .weights import SafetensorsReader, check_layout, mobile_sam_layout, read_pt
+
+        path = Path(path)
+        if path.suffix == ".pt":
+            tensors = read_pt(path)
+        else:
+            with SafetensorsReader(path) as reader:
+                tensors = reader.read_all()
+        check_layout(tensors, mobile_sam_layout())
+        return cls(MobileSAM(device or get_device(), tensors))
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._embeddings is not None
+
+    # -- image ----------------------------------------------------------------------------
+
+    async def set_image_async(self, image: Any, image_format: str = "RGB") -> None:
+        """image: (H, W, 3) RGB (or BGR with image_format="BGR"), (H, W, 4) RGBA or (H, W)
+        gray, 8-bit, any object with the buffer protocol (a numpy array, a memoryview)."""
+        pixels, height, width, channels = _image_bytes(image, image_format)
+        x, info = self.model.preprocess(pixels, height, width, channels)
+        embeddings = self.model.encode(x)
+        self._embeddings, self._info = embeddings, info
+
+    def set_image_embedding(self, embedding_hwc: bytes, original_size: tuple[int, int]) -> None:
+        """Use embeddings computed elsewhere (a server, a cache): (64, 64, 256) channels-last
+        float32 bytes for an image of `original_size` (H, W)."""
+        h, w = original_size
+        if h <= 0 or w <= 0:
+            raise InputError(f"original_size must be positive, got {original_size}")
+        self._embeddings = self.device.upload(embedding_hwc, (64, 64, 256))
+        self._info = ImageInfo((h, w), resize_longest_side(h, w, 1024))
+
+    def reset_image(self) -> None:
+        self._embeddings = None
+        self._info = None
+
+    # -- prompts --------------------------------------------------------------------------
+
+    async def predict_async(
+        self,
+        point_coords: Any = None,
+        point_labels: Any = None,
+        box: Any = None,
+        mask_input: Any = None,
+        multimask_output: bool = True,
+    ) -> Prediction:
+        if self._embeddings is None or self._info is None:
+            raise InputError("no image is set: call set_image(image) before predict()")
+        info = self._info
+        coords, labels = _prompt_points(point_coords, point_labels, box, info)
+        mask = _mask_input(self.device, mask_input)
+        low_res, iou, _ = self.model.decode(
+            self._embeddings, coords, labels, mask, multimask_output
+        )
+        logits = self.model.postprocess(low_res, info)
+        packed = threshold(logits, 0.0)
+        count = low_res.shape[0]
+        h, w = info.original
+        return Prediction(
+            shape=(count, h, w),
+            masks=_unpack_masks(await self.device.read(packed), count, h * w),
+            logits=await self.device.read(logits),
+            low_res=await self.device.read(low_res),
+            iou=array("f", await self.device.read(iou)).tolist(),
+        )
+
+    async def get_image_embedding_async(self) -> bytes:
+        """The image embedding, (64, 64, 256) channels-last float32 bytes."""
+        if self._embeddings is None:
+            raise InputError("no image is set: call set_image(image) first")
+        return await self.device.read(self._embeddings)
+
+    # -- native conveniences (numpy at the edge) ------------------------------------------
+
+    def set_image(self, image: Any, image_format: str = "RGB") -> None:
+        asyncio.run(self.set_image_async(image, image_format))
+
+    def predict(
+        self,
+        point_coords: Any = None,
+        point_labels: Any = None,
+        box: Any = None,
+        mask_input: Any = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[Any, Any, Any]:
+        """-> (masks (C, H, W) bool, or float32 logits with return_logits; iou (C,); low-res
+        logits (C, 256, 256)), C = 3 with multimask_output else 1, as numpy arrays."""
+        import numpy as np
+
+        p = asyncio.run(
+            self.predict_async(point_coords, point_labels, box, mask_input, multimask_output)
+        )
+        if return_logits:
+            masks = np.frombuffer(p.logits, np.float32).reshape(p.shape)
+        else:
+            masks = np.frombuffer(p.masks, np.uint8).reshape(p.shape).astype(bool)
+        low_res = np.frombuffer(p.low_res, np.float32).reshape(p.shape[0], LOW_RES, LOW_RES)
+        return masks, np.asarray(p.iou, np.float32), low_res
+
+    def get_image_embedding(self) -> Any:
+        """(1, 256, 64, 64) float32, as the official predictor returns it."""
+        import numpy as np
+
+        data = asyncio.run(self.get_image_embedding_async())
+        return np.frombuffer(data, np.float32).reshape(64, 64, 256).transpose(2, 0, 1)[None].copy()
+
+
+def check_prompts(
+    image_size: tuple[int, int], point_coords: Any = None, point_labels: Any = None, box: Any = None
+) -> None:
+    """Raise InputError if the prompts cannot be used on an image of image_size (H, W); lets
+    callers refuse bad prompts before spending time on the encoder."""
+    h, w = image_size
+    _prompt_points(point_coords, point_labels, box, ImageInfo((h, w), resize_longest_side(h, w)))
+
+
+def _image_bytes(image: Any, image_format: str) -> tuple[bytes, int, int, int]:
+    if image_format not in ("RGB", "BGR"):
+        raise InputError(f"image_format must be 'RGB' or 'BGR', got {image_format!r}")
+    try:
+        view = memoryview(image)
+    except TypeError:
+        raise InputError(
+            f"image must be an 8-bit array (H, W[, C]); got {type(image).__name__}"
+        ) from None
+    if view.format not in ("B", "<B", "=B", "|B"):
+        raise InputError(f"image must be 8-bit (uint8); got buffer format {view.format!r}")
+    if view.ndim not in (2, 3):
+        raise InputError(f"image must have shape (H, W) or (H, W, C); got {view.shape}")
+    shape = view.shape or ()
+    height, width = shape[0], shape[1]
+    channels = shape[2] if view.ndim == 3 else 1
+    if channels not in (1, 3, 4):
+        raise InputError(f"image must be gray, RGB or RGBA (1, 3 or 4 channels); got {channels}")
+    if height == 0 or width == 0:
+        raise InputError(f"image is empty: {height}x{width}")
+    pixels = view.tobytes()
+    if image_format == "BGR" and channels >= 3:
+        swapped = bytearray(pixels)
+        swapped[0::channels], swapped[2::channels] = pixels[2::channels], pixels[0::channels]
+        pixels = bytes(swapped)
+    return pixels, height, width, channels
+
+
+def _as_rows(value: Any, width: int, what: str) -> list[list[float]]:
+    rows = value.tolist() if hasattr(value, "tolist") else value
+    try:
+        rows = [[float(v) for v in row] for row in rows]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a list of {width} numbers per row") from None
+    if any(len(row) != width for row in rows):
+        raise InputError(f"{what} must have {width} numbers per row")
+    if not all(math.isfinite(v) for row in rows for v in row):
+        raise InputError(f"{what} must be finite numbers")
+    return rows
+
+
+def _prompt_points(
+    point_coords: Any, point_labels: Any, box: Any, info: ImageInfo
+) -> tuple[list[tuple[float, float]], list[int]]:
+    """Prompts in original pixels -> 1024-space coordinates and labels, SAM's token order:
+    points, then a padding point (label -1) if there is no box, then the box's two corners."""
+    h, w = info.original
+    sx, sy = info.resized[1] / w, info.resized[0] / h
+
+    def check_inside(x: float, y: float, what: str) -> None:
+        if not (0 <= x <= w and 0 <= y <= h):
+            raise InputError(f"{what} ({x:g}, {y:g}) is outside the image [0, {w}] x [0, {h}]")
+
+    coords: list[tuple[float, float]] = []
+    labels: list[int] = []
+    if (point_coords is None) != (point_labels is None):
+        raise InputError("point_coords and point_labels must be given together")
+    if point_coords is not None:
+        points = _as_rows(point_coords, 2, "point_coords")
+        raw_labels = (
+            point_labels.tolist() if hasattr(point_labels, "tolist") else list(point_labels)
+        )
+        if len(raw_labels) != len(points):
+            raise InputError(f"point_labels has {len(raw_labels)} labels for {len(points)} points")
+        for (x, y), label in zip(points, raw_labels, strict=True):
+            if label not in (0, 1):
+                raise InputError(
+                    f"point labels must be 1 (foreground) or 0 (background); got {label!r}"
+                )
+            check_inside(x, y, "point")
+            coords.append((x * sx, y * sy))
+            labels.append(int(label))
+    if box is not None:
+        rows = _as_rows(
+            [box] if len(box) == 4 and not hasattr(box[0], "__len__") else box, 4, "box"
+        )
+        if len(rows) != 1:
+            raise InputError("box must be one (x0, y0, x1, y1)")
+        x0, y0, x1, y1 = rows[0]
+        if x1 < x0 or y1 < y0:
+            raise InputError(
+                f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) must have x0 <= x1 and y0 <= y1"
+            )
+        check_inside(x0, y0, "box corner")
+        check_inside(x1, y1, "box corner")
+    if not coords and box is None:
+        raise InputError("give at least one point or a box")
+    if point_coords is not None and box is None:
+        coords.append((0.0, 0.0))
+        labels.append(-1)
+    if box is not None:
+        coords += [(x0 * sx, y0 * sy), (x1 * sx, y1 * sy)]
+        labels += [2, 3]
+    # Match the official float32 rounding of the scaled coordinates.
+    rounded = array("f", (v for xy in coords for v in xy)).tolist()
+    return list(zip(rounded[0::2], rounded[1::2], strict=True)), labels
+
+
+def _mask_input(device: Device, mask_input: Any) -> Any:
+    if mask_input is None:
+        return None
+    view = memoryview(mask_input) if not isinstance(mask_input, memoryview) else mask_input
+    if view.format not in ("f", "<f", "=f") or view.nbytes != LOW_RES * LOW_RES * 4:
+        raise InputError(
+            f"mask_input must be float32 of shape (1, 256, 256); got {view.format!r} {view.shape}"
+        )
+    return device.upload(view.tobytes(), (LOW_RES, LOW_RES, 1))
+
+
+def _unpack_masks(words: bytes, count: int, pixels: int) -> bytes:
+    stride = -(-pixels // 4) * 4
+    return b"".join(words[c * stride : c * stride + pixels] for c in range(count))

@@ -1,0 +1,100 @@
+"""`sandseg segment`: the native command line around Predictor (Pillow and numpy at the edge)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .predictor import InputError, Predictor, check_prompts
+
+
+def run_segment(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    image = _read_image(args.image)
+    points = [_numbers(p, 3, "--point X,Y,LABEL") for p in args.point]
+    box = _numbers(args.box, 4, "--box X0,Y0,X1,Y1") if args.box else None
+    mask_input = _read_mask_input(args.mask_input) if args.mask_input else None
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InputError(f"output folder {out.parent} does not exist")
+
+    coords = np.array([p[:2] for p in points], np.float64) if points else None
+    labels = np.array([p[2] for p in points]) if points else None
+    check_prompts(image.shape[:2], coords, labels, box)
+
+    start = time.perf_counter()
+    progress(f"loading weights {args.weights}")
+    predictor = Predictor.from_weights(args.weights)
+    progress(
+        f"encoding {args.image} ({image.shape[1]}x{image.shape[0]}) "
+        f"on {predictor.device.adapter_name}"
+    )
+    predictor.set_image(image)
+    progress("decoding prompts")
+    logits, iou, low_res = predictor.predict(
+        coords, labels, box, mask_input, args.multimask, return_logits=True
+    )
+    _save_npz_atomically(
+        out,
+        masks=logits > 0.0,
+        iou_predictions=iou,
+        low_res_masks=low_res,
+        mask_logits=logits,
+    )
+    progress(
+        f"wrote {out}: {logits.shape[0]} mask(s), IoU {np.round(iou, 3).tolist()}, "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def _read_image(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            img = opened if opened.mode in ("RGB", "RGBA", "L") else opened.convert("RGB")
+            return np.asarray(img)
+    except FileNotFoundError:
+        raise InputError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from None
+
+
+def _numbers(text: str, count: int, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise InputError(f"{what} expects {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def _read_mask_input(path: str) -> np.ndarray:
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read --mask-input {path}: {exc}") from None
+    if mask.shape not in ((256, 256), (1, 256, 256)):
+        raise InputError(
+            f"--mask-input must be 256x256 (or 1x256x256) low-res logits; got {mask.shape}"
+        )
+    return np.ascontiguousarray(mask.reshape(1, 256, 256), dtype=np.float32)
+
+
+def _save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
