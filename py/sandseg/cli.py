@@ -43,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     kernels.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
     kernels.add_argument("--only", metavar="KERNEL", action="append", help="only these kernels")
 
+    model = bench_sub.add_parser(
+        "model", help="encoder stages and decoder, natively, vs the kernels"
+    )
+    model.add_argument("--weights", required=True, help=".safetensors (or .pt) weights")
+    model.add_argument("--image", required=True, help="image file to encode")
+    model.add_argument("--repeat", type=int, default=3, help="timed runs per part (median)")
+    model.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
@@ -64,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
             from .bench.kernels import run_kernel_bench
 
             return run_kernel_bench(json_path=args.json, repeat=args.repeat, only=args.only)
+        if args.command == "bench" and args.bench == "model":
+            from .bench.model import run_model_bench
+
+            return run_model_bench(
+                args.weights,
+                args.image,
+                repeat=args.repeat,
+                json_path=args.json,
+                progress=_progress,
+            )
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

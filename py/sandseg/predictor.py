@@ -25,16 +25,20 @@ class InputError(ValueError):
     """An image or prompt that cannot be used; the message says what is wrong."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Prediction:
-    """Raw results: masks (C, H, W) 0/1 bytes; logits (C, H, W) and low_res (C, 256, 256)
-    little-endian float32 bytes; iou, C floats."""
+    """Raw results: masks (C, H, W) 0/1 bytes; logits (C, H, W) (only when asked for) and
+    low_res (C, 256, 256) little-endian float32 bytes; iou, C floats."""
 
     shape: tuple[int, int, int]
     masks: bytes
-    logits: bytes
+    logits: bytes | None
     low_res: bytes
     iou: list[float]
+
+    def __repr__(self) -> str:
+        # The default repr would format megabytes of mask bytes (asyncio does ask for it).
+        return f"Prediction(shape={self.shape}, iou={self.iou})"
 
 
 class Predictor:
@@ -94,6 +98,7 @@ class Predictor:
         box: Any = None,
         mask_input: Any = None,
         multimask_output: bool = True,
+        return_logits: bool = False,
     ) -> Prediction:
         if self._embeddings is None or self._info is None:
             raise InputError("no image is set: call set_image(image) before predict()")
@@ -110,7 +115,7 @@ class Predictor:
         return Prediction(
             shape=(count, h, w),
             masks=_unpack_masks(await self.device.read(packed), count, h * w),
-            logits=await self.device.read(logits),
+            logits=await self.device.read(logits) if return_logits else None,
             low_res=await self.device.read(low_res),
             iou=array("f", await self.device.read(iou)).tolist(),
         )
@@ -140,9 +145,11 @@ class Predictor:
         import numpy as np
 
         p = asyncio.run(
-            self.predict_async(point_coords, point_labels, box, mask_input, multimask_output)
+            self.predict_async(
+                point_coords, point_labels, box, mask_input, multimask_output, return_logits
+            )
         )
-        if return_logits:
+        if p.logits is not None:
             masks = np.frombuffer(p.logits, np.float32).reshape(p.shape)
         else:
             masks = np.frombuffer(p.masks, np.uint8).reshape(p.shape).astype(bool)

@@ -135,8 +135,10 @@ class MaskDecoder:
         for i, mlp in enumerate(self.hypernetworks):
             token = self._row(queries, 1 + i)
             self.device.copy(mlp(token), hyper_in, dst_start=i * (DIM // 8))
-        # masks (4, 65536) = hyper_in (4, 32) @ upscaled (65536, 32)^T: planar logits.
-        masks = ops.matmul(hyper_in, upscaled.reshape(256 * 256, DIM // 8), trans_b=True)
+        # masks (4, 65536) = hyper_in (4, 32) @ upscaled (65536, 32)^T, computed as
+        # upscaled @ hyper_in^T on the fast matmul path, then made planar.
+        pixels = ops.matmul(upscaled.reshape(256 * 256, DIM // 8), ops.permute(hyper_in, (1, 0)))
+        masks = ops.permute(pixels, (1, 0))
         iou = self.iou_head(self._row(queries, 0))
         return masks, iou
 
