@@ -61,7 +61,7 @@ def matmul(
     batch_b = k * n if b.ndim == 3 else 0
     if not trans_a and not trans_b and k % 4 == 0 and n % 4 == 0:
         params = pack("IIIfIIII", m, n, k, alpha, batch_a, batch_b, m * n, 0)
-        grid = (ceil_div(n, 8 * WG_X), ceil_div(m, 8 * WG_Y), batch)
+        grid = (ceil_div(n, 16 * WG_X), ceil_div(m, 8 * WG_Y), batch)
         constants |= {"WG_X": WG_X, "WG_Y": WG_Y}
         a.device.dispatch("matmul", [a, b, bias, residual], [out], params, grid, constants)
         return out
