@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     segment.add_argument("--multimask", action="store_true", help="return 3 masks instead of 1")
     segment.add_argument("--out", required=True, help="output .npz path")
+    segment.add_argument("--overlay", metavar="PNG", help="also write the best mask over the image")
 
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     bench_sub = bench.add_subparsers(dest="bench", required=True)

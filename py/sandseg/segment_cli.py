@@ -46,8 +46,11 @@ def run_segment(args: argparse.Namespace, progress: Callable[[str], None]) -> in
         low_res_masks=low_res,
         mask_logits=logits,
     )
+    if args.overlay:
+        _save_overlay(Path(args.overlay), image, logits[int(np.argmax(iou))] > 0.0, points, box)
+        progress(f"wrote {args.overlay}")
     progress(
-        f"wrote {out}: {logits.shape[0]} mask(s), IoU {np.round(iou, 3).tolist()}, "
+        f"wrote {out}: {logits.shape[0]} mask(s), IoU {[round(float(v), 3) for v in iou]}, "
         f"{time.perf_counter() - start:.1f} s"
     )
     return 0
@@ -87,6 +90,29 @@ def _read_mask_input(path: str) -> np.ndarray:
             f"--mask-input must be 256x256 (or 1x256x256) low-res logits; got {mask.shape}"
         )
     return np.ascontiguousarray(mask.reshape(1, 256, 256), dtype=np.float32)
+
+
+def _save_overlay(
+    path: Path,
+    image: np.ndarray,
+    mask: np.ndarray,
+    points: list[list[float]],
+    box: list[float] | None,
+) -> None:
+    """The image with the mask tinted blue, points green (foreground) / red, the box yellow."""
+    from PIL import Image, ImageDraw
+
+    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    tinted = rgb.astype(np.float32)
+    tinted[mask] = 0.45 * tinted[mask] + 0.55 * np.array([30, 144, 255], np.float32)
+    picture = Image.fromarray(tinted.astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    for x, y, label in points:
+        colour = (0, 220, 0) if label == 1 else (230, 0, 0)
+        draw.ellipse((x - 6, y - 6, x + 6, y + 6), fill=colour, outline=(255, 255, 255))
+    if box is not None:
+        draw.rectangle(tuple(box), outline=(255, 215, 0), width=3)
+    picture.save(path)
 
 
 def _save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:

@@ -17,7 +17,8 @@ def test_segment_a_photo_writes_the_documented_arrays(gpu_device, converted_weig
     out = tmp_path / "dogs.npz"
     args = ["segment", "--weights", str(converted_weights), "--image", str(IMAGES / "dogs.jpg")]
     args += ["--point", "500,300,1", "--point", "100,100,0", "--box", "300,150,800,500"]
-    assert main([*args, "--multimask", "--out", str(out)]) == 0
+    overlay = tmp_path / "overlay.png"
+    assert main([*args, "--multimask", "--out", str(out), "--overlay", str(overlay)]) == 0
     with np.load(out) as result:
         masks, logits = result["masks"], result["mask_logits"]
         assert masks.dtype == bool and masks.shape == (3, 603, 1072)
@@ -26,6 +27,10 @@ def test_segment_a_photo_writes_the_documented_arrays(gpu_device, converted_weig
         assert result["low_res_masks"].shape == (3, 256, 256)
         np.testing.assert_array_equal(masks, logits > 0)
         assert 0 < masks.mean() < 1
+    from PIL import Image
+
+    with Image.open(overlay) as picture:
+        assert picture.size == (1072, 603)
 
     # Refinement with the previous low-res mask, single output.
     low_res = tmp_path / "low.npy"
