@@ -52,6 +52,16 @@ def test_unknown_kernel_is_a_clear_error(gpu_device):
         gpu_device.dispatch("no_such_kernel", [x], [x], b"\0" * 16, (1, 1, 1))
 
 
+def test_no_adapter_fails_with_how_to_install_one(monkeypatch):
+    import wgpu
+
+    from sandseg.gpu.native import request_native_device
+
+    monkeypatch.setattr(wgpu.gpu, "request_adapter_sync", lambda **kw: None)
+    with pytest.raises(GPUError, match="mesa-vulkan-drivers"):
+        request_native_device()
+
+
 def test_upload_checks_its_size(gpu_device):
     with pytest.raises(ValueError, match="needs 16 bytes"):
         gpu_device.upload(b"\0" * 12, (4,))

@@ -50,13 +50,19 @@ class Predictor:
 
     @classmethod
     def from_weights(cls, path: str | Path, device: Device | None = None) -> Predictor:
-        """Load a MobileSAM `.pt` checkpoint or converted `.safetensors` file."""
+        """Load a MobileSAM `.pt` checkpoint or converted `.safetensors` file.
+
+        A `.safetensors` file with a manifest beside it (as `sandseg convert` writes) must
+        match the sha256 the manifest records."""
         from .weights import SafetensorsReader, check_layout, mobile_sam_layout, read_pt
+        from .weights.convert import manifest_path, verify_weights
 
         path = Path(path)
         if path.suffix == ".pt":
             tensors = read_pt(path)
         else:
+            if manifest_path(path).exists():
+                verify_weights(path)
             with SafetensorsReader(path) as reader:
                 tensors = reader.read_all()
         check_layout(tensors, mobile_sam_layout())

@@ -81,6 +81,22 @@ def test_segment_with_missing_image_says_so(converted_weights, tmp_path, capsys)
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_flipped_data_byte_is_caught_by_the_manifest(
+    gpu_device, converted_weights, tmp_path, capsys
+):
+    from sandseg.weights.convert import manifest_path
+
+    bad = tmp_path / "tampered.safetensors"
+    data = bytearray(converted_weights.read_bytes())
+    data[-1000] ^= 0x01  # inside a tensor: the file still parses
+    bad.write_bytes(bytes(data))
+    manifest_path(bad).write_bytes(manifest_path(converted_weights).read_bytes())
+    out = tmp_path / "out.npz"
+    assert _segment(bad, IMAGES / "picture2.jpg", out) == 2
+    assert "manifest records" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "missing-key", "misshapen-key"])
 def test_damaged_weights_are_refused_by_name(
     gpu_device, converted_weights, tmp_path, capsys, damage
