@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     segment.add_argument("--out", required=True, help="output .npz path")
     segment.add_argument("--overlay", metavar="PNG", help="also write the best mask over the image")
 
+    serve = sub.add_parser("serve", help="serve the web app (build it first: python build.py)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--weights", help=".pt (converted once, cached) or .safetensors")
+    serve.add_argument("--bundle", default="web/dist", help="the built web bundle")
+
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     kernels = bench_sub.add_parser("kernels", help="every kernel at MobileSAM shapes vs numpy")
@@ -65,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"sha256 {manifest['output_sha256']})"
             )
             return 0
+        if args.command == "serve":
+            from .server.serve_cli import run_serve
+
+            return run_serve(args, _progress)
         if args.command == "segment":
             from .segment_cli import run_segment
 
