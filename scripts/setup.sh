@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Set up a development environment on a fresh Debian machine: system packages that are missing
-# (Mesa's lavapipe Vulkan driver, so WebGPU runs without a GPU), a Python >= 3.12 virtual
-# environment in .venv, and the package with its test and dev tools. Safe to run again.
+# (Mesa's lavapipe Vulkan driver, so WebGPU runs without a GPU natively; Chromium, whose
+# SwiftShader runs WebGPU in the browser tests), a Python >= 3.12 virtual environment in .venv,
+# and the package with its test and dev tools. Node.js/npm must be present (build.py fetches
+# Pyodide from the npm registry). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in mesa-vulkan-drivers libvulkan1; do
+for pkg in mesa-vulkan-drivers libvulkan1 chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -16,6 +18,11 @@ if ((${#need_apt[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+command -v npm >/dev/null 2>&1 || {
+  echo "setup: npm not found; install Node.js (Debian: apt-get install nodejs npm)" >&2
+  exit 1
+}
 
 find_python() {
   for candidate in python3.12 python3.13 python3 "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python; do
