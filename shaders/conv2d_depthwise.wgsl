@@ -152,26 +152,7 @@ fn element(t: u32) -> f32 {
     return acc;
 }
 
-// The simple path: invocation t computes the four output elements 4t .. 4t+3 (flat index)
-// and writes them as one vec4, because WGSL lets a write to one vector component touch the
-// whole vector, so two invocations must never share one. Only the output's last vec4 may be
-// partial; its single invocation writes just the elements that exist.
-fn simple(t: u32) {
-    let i = 4u * t;
-    if (i >= p.count) {
-        return;
-    }
-    let last = p.count - 1u;
-    let v = vec4<f32>(element(i), element(min(i + 1u, last)), element(min(i + 2u, last)),
-                      element(min(i + 3u, last)));
-    if (i + 3u < p.count) {
-        out[t] = v;
-        return;
-    }
-    for (var j = 0u; i + j < p.count; j++) {
-        out[t][j] = v[j];
-    }
-}
+//! include conv_simple.wgsl
 
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,

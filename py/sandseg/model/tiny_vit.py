@@ -11,16 +11,21 @@ from dataclasses import dataclass
 
 from .. import ops
 from ..gpu import Tensor
+
+# The architecture's hyper-parameters live with the checkpoint layout derived from them.
+from ..weights.layout import (
+    DEPTHS,
+    EMBED_DIMS,
+    MBCONV_EXPAND_RATIO,
+    MLP_RATIO,
+    NUM_HEADS,
+    PROMPT_EMBED_DIM,
+    WINDOW_SIZES,
+)
 from .params import WeightStore
 
 IMG_SIZE = 1024
-EMBED_DIMS = (64, 128, 160, 320)
-DEPTHS = (2, 2, 6, 2)
-NUM_HEADS = (2, 4, 5, 10)
-WINDOW_SIZES = (7, 7, 14, 7)
-MLP_RATIO = 4
-MBCONV_EXPAND_RATIO = 4
-NECK_DIM = 256
+NECK_DIM = PROMPT_EMBED_DIM
 
 
 class Conv2dBN:
