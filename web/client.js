@@ -1,0 +1,276 @@
+// The page's handle on the model: a SandsegClient talks to the worker (worker.js), which runs
+// the Python package on Pyodide + WebGPU. Also installs the automation surface that tests and
+// external checks use: #status ("loading" | "ready" | "error: <message>") and window.sandseg.
+//
+//   const client = getClient();
+//   client.addEventListener("ready", (e) => ...);     // also "progress", "error"
+//   await client.setImage(fileOrUrlOrBitmap);         // -> {width, height, encoderMs, backend}
+//   await client.predict({points: [[x, y]], labels: [1], box: null, maskInput: null,
+//                         multimask: true});          // coordinates in original-image pixels
+
+// Decode pixel values as stored (PIL ignores colour profiles too), oriented as displayed.
+const DECODE_OPTIONS = { colorSpaceConversion: "none", imageOrientation: "from-image" };
+
+function toBase64(bytes) {
+  if (typeof bytes.toBase64 === "function") return bytes.toBase64();
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function littleEndianBytes(floats) {
+  return new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
+}
+
+// The base64 forms are computed on first use only: the UI never needs them.
+function withBase64(result) {
+  const lazy = (name, make) => {
+    let value;
+    Object.defineProperty(result, name, { enumerable: true, get: () => (value ??= make()) });
+  };
+  lazy("masksBase64", () => toBase64(result.masks));
+  lazy("lowResMasksBase64", () => toBase64(littleEndianBytes(result.lowResMasks)));
+  return result;
+}
+
+// An image's size from its header, without decoding its pixels (an <img> decodes lazily):
+// a 20000 x 20000 PNG is refused at once instead of after seconds and gigabytes.
+async function headerSize(blob) {
+  const url = URL.createObjectURL(blob);
+  try {
+    const img = new Image();
+    await new Promise((resolve, reject) => {
+      img.onload = resolve;
+      img.onerror = reject;
+      img.src = url;
+    });
+    return { width: img.naturalWidth, height: img.naturalHeight };
+  } catch {
+    return null; // createImageBitmap says why
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+function checkSize({ width, height }, maxPixels) {
+  if (width * height > maxPixels) {
+    const mp = (n) => (n / 1e6).toFixed(1);
+    throw new Error(
+      `the image is ${width} x ${height} pixels (${mp(width * height)} MP); the browser ` +
+        `runtime takes at most ${mp(maxPixels)} MP: downscale it first`,
+    );
+  }
+}
+
+async function decodeImage(source, maxPixels) {
+  if (source instanceof ImageBitmap) {
+    checkSize(source, maxPixels);
+    return createImageBitmap(source);
+  }
+  let blob = source;
+  let name = source?.name ?? "the file";
+  if (typeof source === "string" || source instanceof URL) {
+    name = String(source);
+    const response = await fetch(source);
+    if (!response.ok) throw new Error(`could not load ${name} (HTTP ${response.status})`);
+    blob = await response.blob();
+  }
+  if (!(blob instanceof Blob)) {
+    throw new Error("setImage takes a URL, a File or Blob, or an ImageBitmap");
+  }
+  if (blob.size === 0) throw new Error(`${name} is empty (0 bytes)`);
+  const size = await headerSize(blob);
+  if (size) checkSize(size, maxPixels);
+  try {
+    return await createImageBitmap(blob, DECODE_OPTIONS);
+  } catch (err) {
+    throw new Error(
+      `could not read ${name} as an image: it is not a picture this browser can decode, ` +
+        `or it is corrupt (${err.message})`,
+    );
+  }
+}
+
+export class SandsegClient extends EventTarget {
+  constructor() {
+    super();
+    this.state = "loading";
+    this.lastResult = null;
+    this.timings = {};
+    this.adapter = null;
+    this.backend = null;
+    this.maxImagePixels = null;
+    this.cspViolations = [];
+    this._fatal = false;
+    this._pending = new Map();
+    this._nextId = 1;
+    this._worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    this._worker.addEventListener("message", (event) => this._onMessage(event.data));
+    this._worker.addEventListener("error", (event) =>
+      this._fail(`the model's worker failed: ${event.message ?? "it could not start"}`),
+    );
+    this._ready = this._start();
+    this._ready.catch(() => {});
+  }
+
+  async _start() {
+    let config;
+    try {
+      const response = await fetch("/api/config", { cache: "no-cache" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      config = await response.json();
+    } catch (err) {
+      this._fail(`could not read the server configuration (/api/config): ${err.message}`);
+      throw err;
+    }
+    const ready = await this._request({ type: "init", config });
+    this.adapter = ready.adapter;
+    this.backend = ready.backend;
+    this.maxImagePixels = ready.maxImagePixels;
+    this.timings = { ...ready.timings };
+    this._setState("ready");
+    this.dispatchEvent(new CustomEvent("ready", { detail: ready }));
+    return ready;
+  }
+
+  /** Decode `source` (URL, File/Blob or ImageBitmap) and run the image encoder on it. */
+  async setImage(source) {
+    try {
+      const { maxImagePixels } = await this._ready;
+      const bitmap = await decodeImage(source, maxImagePixels);
+      const result = await this._request({ type: "setImage", bitmap }, [bitmap]);
+      this.timings.encoderMs = result.encoderMs;
+      this.lastResult = null;
+      this._recovered();
+      return result;
+    } catch (err) {
+      throw this._reject(err);
+    }
+  }
+
+  /** Masks for a prompt: {masks, shape, iouPredictions, lowResMasks, decoderMs, backend}
+   * plus masksBase64 and lowResMasksBase64. */
+  async predict(options = {}) {
+    const { points = null, labels = null, box = null, maskInput = null } = options;
+    const prompt = { points, labels, box, maskInput, multimask: options.multimask ?? true };
+    try {
+      await this._ready;
+      const result = withBase64(await this._request({ type: "predict", ...prompt }));
+      this.timings.decoderMs = result.decoderMs;
+      this.lastResult = result;
+      this._recovered();
+      return result;
+    } catch (err) {
+      throw this._reject(err);
+    }
+  }
+
+  /** Testing GP-1: lose the GPU device as a driver reset would; the next call recovers. */
+  async loseDeviceForTesting() {
+    await this._request({ type: "loseDevice" });
+  }
+
+  _request(message, transfer = []) {
+    const id = this._nextId++;
+    return new Promise((resolve, reject) => {
+      this._pending.set(id, { resolve, reject });
+      this._worker.postMessage({ id, ...message }, transfer);
+    });
+  }
+
+  _onMessage(message) {
+    if (message.type === "progress") {
+      this.dispatchEvent(new CustomEvent("progress", { detail: message }));
+      return;
+    }
+    if (message.type === "cspViolation") {
+      this.cspViolations.push(message);
+      return;
+    }
+    const pending = this._pending.get(message.id);
+    if (!pending) return;
+    this._pending.delete(message.id);
+    if (message.type === "error") {
+      const error = new Error(message.message);
+      error.fatal = Boolean(message.fatal);
+      if (error.fatal) this._fail(message.message);
+      pending.reject(error);
+    } else if (message.type === "ready") {
+      pending.resolve(message);
+    } else {
+      pending.resolve(message.result);
+    }
+  }
+
+  // A failed request: shown on the page; the client stays usable unless it was fatal.
+  _reject(err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (!this._fatal) {
+      this._setState(`error: ${error.message}`);
+      const detail = { message: error.message, fatal: false };
+      this.dispatchEvent(new CustomEvent("error", { detail }));
+    }
+    return error;
+  }
+
+  _recovered() {
+    if (!this._fatal) this._setState("ready");
+  }
+
+  _fail(message) {
+    if (this._fatal) return;
+    this._fatal = true;
+    this._setState(`error: ${message}`);
+    this.dispatchEvent(new CustomEvent("error", { detail: { message, fatal: true } }));
+    for (const { reject } of this._pending.values()) reject(new Error(message));
+    this._pending.clear();
+  }
+
+  _setState(state) {
+    this.state = state;
+    const status = document.getElementById("status");
+    if (status) status.textContent = state;
+  }
+}
+
+let client = null;
+
+export function getClient() {
+  client ??= new SandsegClient();
+  return client;
+}
+
+// The automation surface: plain, serialisable results (base64 instead of typed arrays).
+window.sandseg = {
+  getClient,
+  async setImage(url) {
+    return getClient().setImage(url);
+  },
+  async predict(options) {
+    const r = await getClient().predict(options);
+    return {
+      masksBase64: r.masksBase64,
+      shape: r.shape,
+      iouPredictions: r.iouPredictions,
+      lowResMasksBase64: r.lowResMasksBase64,
+      decoderMs: r.decoderMs,
+      backend: r.backend,
+    };
+  },
+  get lastResult() {
+    return client?.lastResult ?? null;
+  },
+  get timings() {
+    return client?.timings ?? {};
+  },
+  get state() {
+    return client?.state ?? "loading";
+  },
+  get cspViolations() {
+    return client?.cspViolations ?? [];
+  },
+};
+
+getClient();

@@ -1,0 +1,262 @@
+// The model's worker (a module worker, PY-1): verifies the bundle's pinned files (WB-2), boots
+// Pyodide and the sandseg wheel, loads the weights (Cache API, verified), and serves requests
+// one at a time. Protocol (see client.js): init, setImage, predict -> progress, ready,
+// result, error. All GPU work is Python (sandseg.worker_api); this file only moves bytes.
+
+const BACKEND = "webgpu";
+const WEIGHTS_CACHE = "sandseg-weights";
+const PYODIDE_DIR = "pyodide/";
+const CORE_FILES = [
+  "pyodide.mjs",
+  "pyodide.asm.mjs",
+  "pyodide.asm.wasm",
+  "python_stdlib.zip",
+  "pyodide-lock.json",
+];
+
+let api = null; // the Python module sandseg.worker_api
+let session = null; // its Session, once the model is ready
+let bootError = null;
+let pyodide = null;
+
+const post = (message, transfer = []) => self.postMessage(message, transfer);
+const progress = (stage, fraction, message) =>
+  post({ type: "progress", stage, fraction, message });
+
+// Violations inside the worker are not seen by the page: report them (WB-1 tests count them).
+self.addEventListener("securitypolicyviolation", (event) =>
+  post({
+    type: "cspViolation",
+    directive: event.effectiveDirective,
+    blockedURI: event.blockedURI,
+  }),
+);
+
+async function sha256Hex(bytes) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function fetchVerified(path, expected) {
+  if (!expected) {
+    throw new Error(`${path} has no pinned sha256 in bundle.json; refusing to load it`);
+  }
+  const response = await fetch(new URL(path, self.location), { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`could not download ${path} (HTTP ${response.status})`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const actual = await sha256Hex(bytes);
+  if (actual !== expected) {
+    throw new Error(
+      `${path} does not match its pinned sha256 (expected ${expected.slice(0, 16)}..., got ` +
+        `${actual.slice(0, 16)}...): the bundle is corrupt or was tampered with; ` +
+        "refusing to load it",
+    );
+  }
+  return bytes;
+}
+
+// WB-2: every core file, the lock file and our wheel are checked before Pyodide sees them.
+// Pyodide fetches the core files again (from the HTTP cache: they are immutable); the lock
+// file is handed over as the verified text, and Pyodide checks the wheel against it.
+async function verifyBundle(bundle) {
+  const paths = [...CORE_FILES, bundle.wheel].map((name) => PYODIDE_DIR + name);
+  const files = await Promise.all(paths.map((path) => fetchVerified(path, bundle.files[path])));
+  return new TextDecoder().decode(files[paths.indexOf(PYODIDE_DIR + "pyodide-lock.json")]);
+}
+
+async function readWeights(response, total) {
+  const out = new Uint8Array(total);
+  const reader = response.body.getReader();
+  let received = 0;
+  let reported = -1;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.length > total) {
+      throw new Error(`the weights are larger than the ${total} bytes announced by /api/config`);
+    }
+    out.set(value, received);
+    received += value.length;
+    const percent = Math.floor((100 * received) / total);
+    if (percent !== reported) {
+      reported = percent;
+      progress("weights", received / total, `downloading weights: ${percent}%`);
+    }
+  }
+  if (received !== total) {
+    throw new Error(`the weights download stopped at ${received} of ${total} bytes`);
+  }
+  return out;
+}
+
+// The weights, from the Cache API when an earlier visit kept them, else downloaded; either
+// way checked against the sha256 /api/config pins before use.
+async function loadWeights(weights) {
+  const cache = await caches.open(WEIGHTS_CACHE);
+  const key = new URL(weights.url, self.location).href;
+  const cached = await cache.match(key);
+  if (cached) {
+    const bytes = new Uint8Array(await cached.arrayBuffer());
+    if ((await sha256Hex(bytes)) === weights.sha256) return { bytes, cached: true };
+    await cache.delete(key);
+  }
+  progress("weights", 0, "downloading weights");
+  const response = await fetch(key, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`could not download the weights (HTTP ${response.status})`);
+  const bytes = await readWeights(response, weights.bytes);
+  const actual = await sha256Hex(bytes);
+  if (actual !== weights.sha256) {
+    throw new Error(
+      `the weights ${weights.url} do not match their pinned sha256 ` +
+        `(got ${actual.slice(0, 16)}...); refusing to use them`,
+    );
+  }
+  try {
+    // Weights are addressed by their sha256: any other entry is an older model, dropped.
+    for (const request of await cache.keys()) await cache.delete(request);
+    const headers = { "Content-Type": "application/octet-stream" };
+    await cache.put(key, new Response(bytes, { headers }));
+  } catch (err) {
+    console.warn(`sandseg: could not keep the weights in the Cache API: ${err}`);
+  }
+  return { bytes, cached: false };
+}
+
+function wasmBytes() {
+  return pyodide?._module?.HEAPU8?.byteLength ?? null;
+}
+
+async function init({ config }) {
+  const t0 = performance.now();
+  if (!config?.bundle) throw new Error("the server has no bundle.json: run `python build.py`");
+  if (!config.weights) {
+    throw new Error(
+      "the server has no weights: start it with `sandseg serve --weights mobile_sam.pt`",
+    );
+  }
+  progress("pyodide", null, "checking the bundle");
+  const lockFileContents = await verifyBundle(config.bundle);
+  const t1 = performance.now();
+  progress("pyodide", null, "starting Python (Pyodide)");
+  const { loadPyodide } = await import("./" + PYODIDE_DIR + "pyodide.mjs");
+  const indexURL = new URL(PYODIDE_DIR, self.location).href;
+  pyodide = await loadPyodide({ indexURL, lockFileContents, packageBaseUrl: indexURL });
+  const t2 = performance.now();
+  progress("package", null, "loading the sandseg package");
+  await pyodide.loadPackage("sandseg", { messageCallback: () => {}, errorCallback: console.warn });
+  api = pyodide.pyimport("sandseg.worker_api");
+  const t3 = performance.now();
+  const weights = await loadWeights(config.weights);
+  const t4 = performance.now();
+  progress("weights", 1, "uploading weights to the GPU");
+  const loading = api.Session();
+  await loading.start(weights.bytes);
+  const t5 = performance.now();
+  progress("pipelines", null, "compiling GPU pipelines");
+  await loading.compile_pipelines();
+  const t6 = performance.now();
+  session = loading; // only a fully loaded model serves requests
+  return {
+    type: "ready",
+    backend: BACKEND,
+    adapter: session.adapter,
+    maxImagePixels: session.max_image_pixels,
+    timings: {
+      verifyMs: t1 - t0,
+      pyodideMs: t2 - t1,
+      packageMs: t3 - t2,
+      weightsMs: t5 - t3,
+      weightsDownloadMs: t4 - t3,
+      weightsUploadMs: t5 - t4,
+      weightsCached: weights.cached,
+      pipelinesMs: t6 - t5,
+      wasmBytes: wasmBytes(),
+    },
+  };
+}
+
+// ImageBitmap -> RGBA bytes -> Python (which uploads them to the GPU) -> encoder.
+async function setImage({ bitmap }) {
+  const { width, height } = bitmap;
+  try {
+    api.check_image_size(width, height); // too big for the GPU limits: raises, in words
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(bitmap, 0, 0);
+    const pixels = context.getImageData(0, 0, width, height).data;
+    progress("encoding", null, `encoding a ${width} x ${height} image`);
+    const t0 = performance.now();
+    await session.set_image(pixels, width, height);
+    const encoderMs = performance.now() - t0;
+    return { type: "result", result: { width, height, encoderMs, backend: BACKEND } };
+  } finally {
+    bitmap.close();
+  }
+}
+
+async function predict(message) {
+  const prompt = {
+    points: message.points ?? null,
+    labels: message.labels ?? null,
+    box: message.box ?? null,
+    maskInput: message.maskInput ?? null,
+    multimask: message.multimask ?? true,
+  };
+  progress("decoding", null, "decoding the prompt");
+  const t0 = performance.now();
+  const out = await session.predict(JSON.stringify(prompt));
+  const result = {
+    masks: out.masks,
+    shape: out.shape,
+    iouPredictions: out.iouPredictions,
+    lowResMasks: out.lowResMasks,
+    decoderMs: performance.now() - t0,
+    backend: BACKEND,
+    wasmBytes: wasmBytes(),
+  };
+  return { type: "result", result, transfer: [out.masks.buffer, out.lowResMasks.buffer] };
+}
+
+async function loseDevice() {
+  session.lose_device();
+  return { type: "result", result: null };
+}
+
+const HANDLERS = { init, setImage, predict, loseDevice };
+
+// Python errors carry a traceback: the page shows the last line, without the module path.
+function describe(err) {
+  const text = String(err?.message ?? err);
+  if (err?.type && text.includes("Traceback")) {
+    console.debug(text);
+    const lines = text.trim().split("\n");
+    const last = lines.findLastIndex((line) => /^[\w.]+(Error|Exception|Exit)\b/.test(line));
+    const tail = (last >= 0 ? lines.slice(last) : lines.slice(-1)).join("\n");
+    return tail.replace(/^[\w.]+:\s*/, "");
+  }
+  return text;
+}
+
+async function handle(message) {
+  const handler = HANDLERS[message.type];
+  try {
+    if (!handler) throw new Error(`unknown request type ${JSON.stringify(message.type)}`);
+    if (message.type !== "init" && !session) {
+      throw new Error(
+        bootError ? `the model did not load: ${bootError}` : "the model is still loading",
+      );
+    }
+    const { transfer = [], ...reply } = await handler(message);
+    post({ id: message.id, ...reply }, transfer);
+  } catch (err) {
+    const text = describe(err);
+    if (message.type === "init") bootError = text;
+    post({ id: message.id, type: "error", message: text, fatal: message.type === "init" });
+  }
+}
+
+// One request at a time: the session holds one image and one GPU queue.
+let queue = Promise.resolve();
+self.addEventListener("message", (event) => {
+  queue = queue.then(() => handle(event.data));
+});
