@@ -8,8 +8,8 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 echo "== GPU tier adapter: $(.venv/bin/sandseg info --adapter)"
 echo "== lint (ruff) and types (mypy)"
-.venv/bin/ruff check py tests
-.venv/bin/ruff format --check py tests
+.venv/bin/ruff check py tests build.py
+.venv/bin/ruff format --check py tests build.py
 .venv/bin/mypy
 echo "== tests"
 .venv/bin/python -m pytest "$@"

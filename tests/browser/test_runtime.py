@@ -1,0 +1,268 @@
+"""The browser runtime end to end, on one page booted once (module order matters): boot,
+pinned files that fail closed, conformance with the official outputs at full size, refining
+with the previous mask, bad input, device loss, memory over 20 clicks, CSP, weights cached."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from .conftest import CONFORMANCE, Server
+
+PROMPTS = {
+    "center_point": {"points": [[384, 385]], "labels": [1], "box": None},
+    "two_points": {"points": [[256, 385], [512, 385]], "labels": [1, 0], "box": None},
+    "center_box": {"points": None, "labels": None, "box": [192, 192, 576, 577]},
+}
+# The call, plus the main thread's long tasks (PY-1) while it ran (not while Playwright
+# serialises the megabytes of base64 afterwards: that is the test's cost, not the page's).
+TIMED_CALL = """async ([method, arg]) => {
+  const t0 = performance.now();
+  const result = await window.sandseg[method](arg);
+  const t1 = performance.now();
+  const longTasks = window.__longTasks.filter((t) => t.start >= t0 && t.start < t1);
+  return {...result, longTasks: longTasks.map((t) => t.ms)};
+}"""
+# setImage's error, or "" when it succeeds.
+SET_IMAGE_ERROR = "(url) => window.sandseg.setImage(url).then(() => '', (e) => e.message)"
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, np.ndarray]:
+    with np.load(CONFORMANCE / "picture1_seed1234.npz") as npz:
+        return dict(npz)
+
+
+def masks_of(result: dict[str, Any]) -> np.ndarray:
+    raw = np.frombuffer(base64.b64decode(result["masksBase64"]), np.uint8)
+    return raw.reshape(result["shape"]).astype(bool)
+
+
+def low_res_of(result: dict[str, Any]) -> np.ndarray:
+    raw = np.frombuffer(base64.b64decode(result["lowResMasksBase64"]), "<f4")
+    return raw.reshape(-1, 256, 256)
+
+
+def assert_masks_match(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    for c in range(got.shape[0]):
+        union = np.logical_or(got[c], want[c]).sum()
+        iou = np.logical_and(got[c], want[c]).sum() / max(union, 1)
+        assert iou >= 0.999, f"{what} mask {c}: IoU {iou:.6f} < 0.999"
+
+
+def predict(page: Any, prompt: str, multimask: bool, mask_input: str | None = None) -> dict:
+    options = {**PROMPTS[prompt], "maskInput": mask_input, "multimask": multimask}
+    return dict(page.evaluate(TIMED_CALL, ["predict", options]))
+
+
+def test_boots_to_ready(app_page) -> None:
+    client = app_page.evaluate(
+        "() => ({adapter: window.sandseg.getClient().adapter, timings: window.sandseg.timings,"
+        " backend: window.sandseg.getClient().backend})"
+    )
+    assert client["backend"] == "webgpu"
+    assert client["adapter"]
+    for stage in ("pyodideMs", "packageMs", "weightsMs", "pipelinesMs"):
+        assert client["timings"][stage] > 0, stage
+
+
+# -- WB-2: one flipped byte in a pinned file fails closed, with words on the page -----------
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("target", ["pyodide/pyodide.asm.wasm", "wheel", "weights"])
+def test_tampered_file_fails_closed(open_app, bundle_dir, weights_file, tmp_path, target) -> None:
+    bundle = tmp_path / "dist"
+    shutil.copytree(bundle_dir, bundle)
+    weights = tmp_path / "weights.safetensors"
+    shutil.copyfile(weights_file, weights)
+    if target == "wheel":
+        target = "pyodide/" + next(p.name for p in (bundle / "pyodide").glob("*.whl"))
+    with Server(bundle, weights) as server:
+        # The server pins what it was started with; the bytes served change afterwards.
+        _flip_byte(weights if target == "weights" else bundle / target)
+        page = open_app(server.url + "/")
+        status = page.wait_for_status("error: ")
+    named = weights.name if target == "weights" else target
+    assert "sha256" in status and ("weights" in status or named in status), status
+    assert "refusing" in status, status
+
+
+# -- conformance: the official outputs for picture1.jpg, decoded by the browser -------------
+
+
+@pytest.fixture(scope="module")
+def picture1(app_page) -> dict[str, Any]:
+    """picture1.jpg set once (the full-size encoder, up to a minute on SwiftShader)."""
+    result = dict(app_page.evaluate(TIMED_CALL, ["setImage", "/samples/picture1.jpg"]))
+    print(f"browser encoder: {result['encoderMs']:.0f} ms")
+    return result
+
+
+@pytest.mark.parametrize("tag", ["multi", "single"])
+@pytest.mark.parametrize("prompt", list(PROMPTS))
+def test_conformance(app_page, picture1, reference, prompt: str, tag: str) -> None:
+    assert (picture1["height"], picture1["width"]) == reference["image_rgb"].shape[:2]
+    assert picture1["backend"] == "webgpu"
+    result = predict(app_page, prompt, multimask=tag == "multi")
+    assert result["backend"] == "webgpu"
+    assert_masks_match(masks_of(result), reference[f"{prompt}__{tag}__masks"][0], prompt)
+    got_iou = np.asarray(result["iouPredictions"], np.float32)
+    want_iou = reference[f"{prompt}__{tag}__iou_predictions"][0]
+    np.testing.assert_allclose(got_iou, want_iou, rtol=0, atol=1e-3)
+    assert low_res_of(result).shape == (masks_of(result).shape[0], 256, 256)
+    # PY-1: the model runs in the worker; the page's main thread stays free.
+    long_tasks = picture1["longTasks"] + result["longTasks"]
+    assert not long_tasks, f"main-thread tasks over 50 ms while the model ran: {long_tasks}"
+    print(f"{prompt} {tag}: decoder {result['decoderMs']:.0f} ms")
+
+
+def test_refine_with_previous_mask(app_page, picture1, reference, weights_file) -> None:
+    """maskInput "previous" feeds back the best mask's low-res logits, as SamPredictor's
+    mask_input; the native decoder on the reference embeddings agrees."""
+    from sandseg import Predictor
+
+    first = predict(app_page, "center_point", multimask=True)
+    refined = predict(app_page, "center_point", multimask=True, mask_input="previous")
+    best = int(np.argmax(first["iouPredictions"]))
+
+    def native_predict() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        native = Predictor.from_weights(weights_file)
+        embedding = reference["image_embeddings"][0].transpose(1, 2, 0).tobytes()
+        native.set_image_embedding(embedding, reference["image_rgb"].shape[:2])
+        return native.predict(
+            point_coords=np.array([[384, 385]]),
+            point_labels=np.array([1]),
+            mask_input=low_res_of(first)[best][None].copy(),
+        )
+
+    # In a thread of its own: the sync Playwright API runs an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        masks, iou, _ = pool.submit(native_predict).result()
+    assert_masks_match(masks_of(refined), masks, "refined")
+    np.testing.assert_allclose(refined["iouPredictions"], iou, rtol=0, atol=1e-3)
+
+
+# -- bad input: words on the page, and the page keeps working -------------------------------
+
+
+def _blank_png(path: Path, width: int, height: int) -> None:
+    """A 1-bit grey PNG written row by row: tiny on disk, huge once decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    row = bytes(1 + (width + 7) // 8)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    png = chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png)
+
+
+@pytest.fixture(scope="module")
+def bad_files(bundle_dir) -> dict[str, str]:
+    """Bad files served by the app: name -> words the page must show."""
+    samples = bundle_dir / "samples"
+    photo = (samples / "picture1.jpg").read_bytes()
+    (samples / "notes.png").write_text("this is a text file, not a picture\n" * 20)
+    (samples / "corrupt.jpg").write_bytes(photo[:4] + bytes(range(256)) * 20)
+    (samples / "truncated.jpg").write_bytes(photo[: len(photo) // 3])
+    (samples / "empty.jpg").write_bytes(b"")
+    _blank_png(samples / "huge.png", 20000, 20000)
+    _blank_png(samples / "large.png", 4000, 3000)
+    return {
+        "notes.png": "could not read",
+        "corrupt.jpg": "could not read",
+        "truncated.jpg": "could not read",
+        "empty.jpg": "empty (0 bytes)",
+        "huge.png": "20000 x 20000 pixels (400.0 MP)",
+        "large.png": "4000 x 3000 pixels (12.0 MP)",
+    }
+
+
+def test_bad_input_keeps_the_page_working(app_page, picture1, reference, bad_files) -> None:
+    for name, words in bad_files.items():
+        error = app_page.evaluate(SET_IMAGE_ERROR, f"/samples/{name}")
+        assert words in error, f"{name}: {error!r}"
+        assert app_page.status() == f"error: {error}", name
+    # The image set before is untouched ...
+    result = predict(app_page, "two_points", multimask=False)
+    assert_masks_match(masks_of(result), reference["two_points__single__masks"][0], "after")
+    assert app_page.status() == "ready"
+    # ... and a bad prompt is refused in words too.
+    error = app_page.evaluate(
+        "() => window.sandseg.predict({points: [[5000, 1]], labels: [1]}).then(() => '',"
+        " (e) => e.message)"
+    )
+    assert "outside the image" in error, error
+    assert app_page.evaluate(SET_IMAGE_ERROR, "/samples/picture1.jpg") == ""
+    assert app_page.status() == "ready"
+
+
+# -- GP-1: the device is lost mid-session; the next call rebuilds and retries ---------------
+
+
+def test_device_loss_is_recovered(app_page, picture1, reference) -> None:
+    app_page.evaluate("() => window.sandseg.getClient().loseDeviceForTesting()")
+    result = predict(app_page, "center_box", multimask=True)
+    assert any("device was lost" in line for line in app_page.console), app_page.console[-5:]
+    assert_masks_match(masks_of(result), reference["center_box__multi__masks"][0], "rebuilt")
+    assert app_page.status() == "ready"
+
+
+# -- PY-2: Wasm memory does not grow over 20 clicks -----------------------------------------
+
+
+def test_wasm_memory_is_flat_over_20_predictions(app_page, picture1) -> None:
+    sizes = []
+    for i in range(20):
+        predict(app_page, list(PROMPTS)[i % 3], multimask=True)
+        sizes.append(app_page.evaluate("() => window.sandseg.lastResult.wasmBytes"))
+    print(f"Wasm memory after 1 and 20 predictions: {sizes[0]} and {sizes[-1]} bytes")
+    assert sizes[-1] < 1 << 30
+    assert sizes[-1] - sizes[0] < 16 << 20
+
+
+# -- WB-1 over the whole session; the Cache API keeps the weights across a reload ----------
+
+
+def test_csp_probes_see_violations(open_app) -> None:
+    """The probes behind the 0-violations check do see violations, in the page and in the
+    worker (an image and a fetch from another origin)."""
+    page = open_app()
+    page.page.wait_for_function("() => window.sandseg !== undefined")
+    page.evaluate(
+        "() => { const img = new Image(); img.src = 'http://203.0.113.1/x.png';"
+        " document.body.append(img); }"
+    )
+    while not page.page.workers:
+        page.page.wait_for_timeout(50)
+    page.page.workers[0].evaluate("() => fetch('http://203.0.113.1/y').catch(() => null)")
+    page.page.wait_for_function("() => window.sandseg.cspViolations.length > 0")
+    directives = {v.get("directive") for v in page.csp_violations() if isinstance(v, dict)}
+    assert {"img-src", "connect-src"} <= directives
+    page.close()
+
+
+def test_no_csp_violations_and_weights_cached_on_reload(app_page) -> None:
+    assert app_page.csp_violations() == []
+    app_page.page.reload()
+    app_page.wait_for_status("ready")
+    assert app_page.evaluate("() => window.sandseg.timings.weightsCached") is True
+    assert app_page.csp_violations() == []
