@@ -47,8 +47,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-// Sixteen channels as four vec4: the accumulators of one output pixel, or one weight row.
-struct Acc { c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32> }
+//! include acc16.wgsl
 
 // Where one output pixel meets one kernel tap: the x index of its first group channel, or
 // ok = false in the padding (then at = 0, a harmless address whose value is discarded).
@@ -58,16 +57,6 @@ struct Tap { at: u32, ok: bool }
 // the group's channels (they re-read vec4 0 and are never stored).
 fn w_row(at: u32, skip: vec3<u32>) -> Acc {
     return Acc(wt[at], wt[at + skip.x], wt[at + skip.y], wt[at + skip.z]);
-}
-
-fn step1(acc: Acc, a: f32, w: Acc) -> Acc {
-    let av = vec4<f32>(a);
-    return Acc(fma(av, w.c0, acc.c0), fma(av, w.c1, acc.c1), fma(av, w.c2, acc.c2),
-               fma(av, w.c3, acc.c3));
-}
-
-fn step4(acc: Acc, a: vec4<f32>, w0: Acc, w1: Acc, w2: Acc, w3: Acc) -> Acc {
-    return step1(step1(step1(step1(acc, a.x, w0), a.y, w1), a.z, w2), a.w, w3);
 }
 
 // The input position of kernel tap (0, 0) for output pixel m (m clamped to the last pixel:

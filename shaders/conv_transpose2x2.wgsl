@@ -37,21 +37,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-// Sixteen columns as four vec4: the accumulators of one input pixel, or one weight row.
-struct Acc { c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32> }
+//! include acc16.wgsl
 
 fn w_row(at: u32) -> Acc {
     return Acc(wt[at], wt[at + 1u], wt[at + 2u], wt[at + 3u]);
-}
-
-fn step1(acc: Acc, a: f32, w: Acc) -> Acc {
-    let av = vec4<f32>(a);
-    return Acc(fma(av, w.c0, acc.c0), fma(av, w.c1, acc.c1), fma(av, w.c2, acc.c2),
-               fma(av, w.c3, acc.c3));
-}
-
-fn step4(acc: Acc, a: vec4<f32>, w0: Acc, w1: Acc, w2: Acc, w3: Acc) -> Acc {
-    return step1(step1(step1(step1(acc, a.x, w0), a.y, w1), a.z, w2), a.w, w3);
 }
 
 fn x4(at: u32) -> vec4<f32> {

@@ -36,14 +36,13 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-// Four vec4 accumulators: one row of the 16-column block (also 16 values of a row of B).
-struct Row { c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32> }
+//! include acc16.wgsl
 
 // Four rows of B (k .. k+3), 16 columns each.
-struct Slab { r0: Row, r1: Row, r2: Row, r3: Row }
+struct Slab { r0: Acc, r1: Acc, r2: Acc, r3: Acc }
 
-fn load_row(at: u32, step: vec3<u32>) -> Row {
-    return Row(b[at], b[at + step.x], b[at + step.y], b[at + step.z]);
+fn load_row(at: u32, step: vec3<u32>) -> Acc {
+    return Acc(b[at], b[at + step.x], b[at + step.y], b[at + step.z]);
 }
 
 fn load_slab(at: u32, n4: u32, step: vec3<u32>) -> Slab {
@@ -51,13 +50,8 @@ fn load_slab(at: u32, n4: u32, step: vec3<u32>) -> Slab {
                 load_row(at + 3u * n4, step));
 }
 
-fn fma_row(acc: Row, a: f32, r: Row) -> Row {
-    let s = vec4<f32>(a);
-    return Row(fma(s, r.c0, acc.c0), fma(s, r.c1, acc.c1), fma(s, r.c2, acc.c2), fma(s, r.c3, acc.c3));
-}
-
-fn step(acc: Row, av: vec4<f32>, s: Slab) -> Row {
-    return fma_row(fma_row(fma_row(fma_row(acc, av.x, s.r0), av.y, s.r1), av.z, s.r2), av.w, s.r3);
+fn step(acc: Acc, av: vec4<f32>, s: Slab) -> Acc {
+    return step4(acc, av, s.r0, s.r1, s.r2, s.r3);
 }
 
 fn epilogue(v: vec4<f32>, col4: u32, at: u32) -> vec4<f32> {
@@ -72,7 +66,7 @@ fn epilogue(v: vec4<f32>, col4: u32, at: u32) -> vec4<f32> {
     return r;
 }
 
-fn store_row(row: u32, col4: u32, n4: u32, base: u32, acc: Row) {
+fn store_row(row: u32, col4: u32, n4: u32, base: u32, acc: Acc) {
     if (row >= p.m) {
         return;
     }
@@ -92,7 +86,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (row0 >= p.m || col4 >= n4) {
         return;
     }
-    // Rows past M re-read the last row and columns past N re-read the last column; their
+    // Accs past M re-read the last row and columns past N re-read the last column; their
     // results are never stored.
     let last4 = n4 - 1u;
     let step3 = vec3<u32>(min(col4 + 1u, last4), min(col4 + 2u, last4), min(col4 + 3u, last4)) - col4;
@@ -106,8 +100,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r5 = a_base + min(row0 + 5u, last) * k4;
     let r6 = a_base + min(row0 + 6u, last) * k4;
     let r7 = a_base + min(row0 + 7u, last) * k4;
-    var acc0 = Row(); var acc1 = Row(); var acc2 = Row(); var acc3 = Row();
-    var acc4 = Row(); var acc5 = Row(); var acc6 = Row(); var acc7 = Row();
+    var acc0 = Acc(); var acc1 = Acc(); var acc2 = Acc(); var acc3 = Acc();
+    var acc4 = Acc(); var acc5 = Acc(); var acc6 = Acc(); var acc7 = Acc();
     var b_at = gid.z * p.batch_b / 4u + col4;
     for (var kk = 0u; kk < k4; kk++) {
         let s = load_slab(b_at, n4, step3);
