@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,18 +22,28 @@ OFFICIAL_HINT = (
 )
 
 
+# The official checkpoint, fetched only when no --weights is given and none were converted
+# before; `SANDSEG_WEIGHTS_URL` overrides it. It is used only once it converts (restricted
+# reader, exact vit_t layout check): nothing in it is ever executed.
+OFFICIAL_URL = "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt"
+DOWNLOAD_TIMEOUT_S = 10.0
+DOWNLOAD_MAX_BYTES = 100 * 1024 * 1024  # the official file is about 40 MB
+_CHUNK = 1 << 20
+
+
 def sandseg_home() -> Path:
     return Path(os.environ.get("SANDSEG_HOME", Path.home() / ".cache" / "sandseg"))
 
 
 def resolve_weights(weights: str | None, progress: Callable[[str], None]) -> Path:
     """A .safetensors path to serve: the given file, a .pt converted once into the cache
-    (keyed by its sha256), or the newest weights converted before."""
+    (keyed by its sha256), the newest weights converted before, or else the official
+    checkpoint downloaded and converted (never when `weights` is given)."""
     cache = sandseg_home() / "weights"
     if weights is None:
         found = sorted(cache.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
         if not found:
-            raise InputError(OFFICIAL_HINT.format(home=cache))
+            return download_official(cache, progress)
         progress(f"using previously converted weights {found[-1]}")
         return found[-1]
     path = Path(weights)
@@ -44,6 +58,74 @@ def resolve_weights(weights: str | None, progress: Callable[[str], None]) -> Pat
         progress(f"converting {path} once into {converted}")
         convert_checkpoint(path, converted, progress=progress)
     return converted
+
+
+def weights_url() -> str:
+    return os.environ.get("SANDSEG_WEIGHTS_URL") or OFFICIAL_URL
+
+
+def _fetch(url: str, dst: Path, progress: Callable[[str], None]) -> None:
+    """Stream `url` into `dst`, refusing more than DOWNLOAD_MAX_BYTES; raise OSError/ValueError."""
+    if not url.lower().startswith(("https://", "http://")):
+        raise ValueError(f"not an http(s) URL: {url}")
+    request = urllib.request.Request(url, headers={"User-Agent": "sandseg"})
+    try:
+        opened = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the open connection
+        raise ValueError(f"HTTP {exc.code} {exc.reason}") from None
+    with opened as response:
+        length_header = response.headers.get("Content-Length")
+        total = int(length_header) if length_header and length_header.isdigit() else None
+        if total is not None and total > DOWNLOAD_MAX_BYTES:
+            raise ValueError(f"the file is {total} bytes, over the {DOWNLOAD_MAX_BYTES} cap")
+        done, next_report = 0, 10
+        with open(dst, "wb") as out:
+            while chunk := response.read(_CHUNK):
+                done += len(chunk)
+                if done > DOWNLOAD_MAX_BYTES:
+                    raise ValueError(f"the file is over the {DOWNLOAD_MAX_BYTES} byte cap")
+                out.write(chunk)
+                if total:
+                    percent = done * 100 // total
+                    if percent >= next_report:
+                        progress(f"downloaded {percent}% ({done} of {total} bytes)")
+                        next_report = percent // 10 * 10 + 10
+                elif done >= next_report * _CHUNK:
+                    progress(f"downloaded {done} bytes")
+                    next_report = done // _CHUNK // 10 * 10 + 10
+        if total is not None and done != total:
+            raise ValueError(f"got {done} of {total} bytes")
+
+
+def download_official(cache: Path, progress: Callable[[str], None]) -> Path:
+    """Download the official checkpoint into `cache`, verify it by converting it, and return
+    the converted .safetensors; on any failure leave nothing behind and raise InputError."""
+    hint = OFFICIAL_HINT.format(home=cache)
+    url = weights_url()
+    cache.mkdir(parents=True, exist_ok=True)
+    # A private folder in the cache, so the manifest names the file mobile_sam.pt.
+    folder = Path(tempfile.mkdtemp(dir=cache, prefix=".download-"))
+    part = folder / "mobile_sam.pt"
+    try:
+        progress(f"no converted weights yet: downloading {url}")
+        try:
+            _fetch(url, part, progress)
+        except (OSError, ValueError) as exc:  # no network, timeouts, HTTP errors, too big
+            raise InputError(f"{hint} (download failed: {exc})") from exc
+        digest = sha256_file(part)
+        converted = cache / f"mobile_sam-{digest[:16]}.safetensors"
+        progress(f"verifying the download by converting it into {converted}")
+        try:
+            convert_checkpoint(part, converted, progress=progress)
+        except Exception as exc:
+            raise InputError(
+                f"{hint} (download failed: the downloaded file could not be verified as the "
+                f"MobileSAM checkpoint: {exc})"
+            ) from exc
+        return converted
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
