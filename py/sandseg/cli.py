@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--image", required=True, help="image file to encode")
     model.add_argument("--repeat", type=int, default=3, help="timed runs per part (median)")
     model.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    model.add_argument(
+        "--browser",
+        nargs="?",
+        const="web/dist",
+        metavar="BUNDLE",
+        help="also run the page in chromium (bundle from build.py, default web/dist)",
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 repeat=args.repeat,
                 json_path=args.json,
                 progress=_progress,
+                browser_bundle=args.browser,
             )
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

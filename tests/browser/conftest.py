@@ -9,36 +9,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sandseg.bench.browser import CHROMIUM_ARGS
+from sandseg.server.thread import ServerThread as Server
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 CHROMIUM = os.environ.get("SANDSEG_CHROMIUM", "/usr/bin/chromium")
-# Why each flag: WebGPU is behind --enable-unsafe-webgpu on Linux; with no GPU, Dawn's Vulkan
-# backend runs on SwiftShader (--enable-features=Vulkan --use-webgpu-adapter=swiftshader) and
-# ANGLE too (--use-angle=swiftshader); --no-sandbox because CI runs as root; the rest keeps
-# chromium from calling home during tests.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--enable-unsafe-webgpu",
-    "--enable-features=Vulkan",
-    "--use-angle=swiftshader",
-    "--use-webgpu-adapter=swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # SwiftShader is slow: booting takes ~10-30 s, one full-size encoder pass up to a minute.
 BOOT_TIMEOUT_MS = 240_000
 RUN_TIMEOUT_MS = 300_000
@@ -101,38 +85,6 @@ def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("weights") / "mobile_sam_seed1234.safetensors"
     convert_checkpoint(checkpoint, out)
     return out
-
-
-class Server:
-    """create_app served by uvicorn on 127.0.0.1 (a secure context) in a thread."""
-
-    def __init__(self, bundle: Path, weights: Path | None) -> None:
-        import uvicorn
-
-        from sandseg.server.app import create_app
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(bundle, weights), host="127.0.0.1", port=port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> Server:
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

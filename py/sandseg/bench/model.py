@@ -40,6 +40,7 @@ def run_model_bench(
     repeat: int = 3,
     json_path: str | None = None,
     progress: Callable[[str], None] = print,
+    browser_bundle: str | None = None,
 ) -> int:
     from PIL import Image
 
@@ -89,6 +90,18 @@ def run_model_bench(
     for name, seconds, gflop in rows:
         print(f"{name:<40} {seconds * 1e3:>10.1f} {gflop:>7.1f} {gflop / seconds:>8.2f}")
     print(f"best matmul kernel in this run: {best:.2f} GFLOP/s")
+    browser = None
+    if browser_bundle is not None:
+        browser = _browser_side_by_side(
+            Path(browser_bundle),
+            weights,
+            Path(image),
+            (w / 2, h / 2),
+            repeat,
+            progress,
+            encoder_s,
+            decoder_s,
+        )
     if json_path:
         doc = {
             "adapter": device.adapter_name,
@@ -99,6 +112,7 @@ def run_model_bench(
             "best_matmul_gflops": best,
             "encoder_ms": encoder_s * 1e3,
             "decoder_ms": decoder_s * 1e3,
+            "browser": browser,
         }
         Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
         print(f"wrote {json_path}")
@@ -106,3 +120,31 @@ def run_model_bench(
 
 
 __all__ = ["run_model_bench"]
+
+
+def _browser_side_by_side(
+    bundle: Path,
+    weights: str,
+    image: Path,
+    point: tuple[float, float],
+    repeat: int,
+    progress: Callable[[str], None],
+    encoder_s: float,
+    decoder_s: float,
+) -> dict[str, object]:
+    """The same image and prompt in the browser, printed next to the native medians."""
+    from ..server.serve_cli import resolve_weights
+    from .browser import browser_model_times
+
+    served = resolve_weights(weights, progress)  # a .pt is converted once, as serve does
+    times = browser_model_times(bundle, served, image, point, repeat, progress)
+    print(f"\nbrowser adapter: {times['adapter']} (backend {times['backend']})")
+    print(f"{'part':<40} {'native ms':>10} {'browser ms':>11} {'ratio':>7}")
+    print("-" * 71)
+    for name, native, ours in [
+        ("encoder (set_image)", encoder_s * 1e3, float(times["encoder_ms"])),
+        ("decoder (predict, 1 point, 3 masks)", decoder_s * 1e3, float(times["decoder_ms"])),
+    ]:
+        print(f"{name:<40} {native:>10.1f} {ours:>11.1f} {ours / native:>7.2f}")
+    print(f"browser cold start (ms): {times['cold_start_ms']}")
+    return times

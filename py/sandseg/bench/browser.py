@@ -1,0 +1,100 @@
+"""The model in the browser, timed through the page's automation surface (window.sandseg).
+
+Builds nothing: it serves an existing bundle (build.py) with the given weights on
+127.0.0.1, drives Debian's chromium with Playwright (WebGPU on SwiftShader where there is no
+GPU), and reads the encoder and decoder times the worker measures.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..server.thread import ServerThread
+
+CHROMIUM = os.environ.get("SANDSEG_CHROMIUM", "/usr/bin/chromium")
+# Why each flag: WebGPU is behind --enable-unsafe-webgpu on Linux; with no GPU, Dawn's Vulkan
+# backend runs on SwiftShader (--enable-features=Vulkan --use-webgpu-adapter=swiftshader) and
+# ANGLE too (--use-angle=swiftshader); --no-sandbox because CI runs as root; the rest keeps
+# chromium from calling home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--enable-unsafe-webgpu",
+    "--enable-features=Vulkan",
+    "--use-angle=swiftshader",
+    "--use-webgpu-adapter=swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TIMEOUT_MS = 600_000
+# The image travels as base64 into the page and becomes a Blob there: the server only serves
+# the bundle, and the CSP allows fetches from 'self' only.
+SET_IMAGE = """async (b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return await window.sandseg.getClient().setImage(new Blob([bytes]));
+}"""
+PREDICT = """async (p) => {
+  const r = await window.sandseg.predict(p);
+  return {decoderMs: r.decoderMs, backend: r.backend};
+}"""
+
+
+def browser_model_times(
+    bundle: Path,
+    weights: Path,
+    image: Path,
+    point: tuple[float, float],
+    repeat: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Median encoder and decoder ms in the browser, plus the adapter and cold-start timings."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        raise FileNotFoundError(f"no chromium at {CHROMIUM}: apt-get install chromium")
+    encoded = base64.b64encode(image.read_bytes()).decode("ascii")
+    with ServerThread(bundle, weights) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            progress("browser: booting the page (Pyodide, package, weights, pipelines)")
+            page.goto(server.url + "/")
+            page.wait_for_function(
+                "() => document.querySelector('#status').textContent !== 'loading'",
+                timeout=TIMEOUT_MS,
+            )
+            status = page.text_content("#status") or ""
+            if status != "ready":
+                raise RuntimeError(f"the page did not start: {status}")
+            timings = page.evaluate("() => window.sandseg.timings")
+            encoder, decoder, backend = [], [], ""
+            for i in range(repeat):
+                progress(f"browser: encoding {image.name} ({i + 1}/{repeat})")
+                encoder.append(page.evaluate(SET_IMAGE, encoded)["encoderMs"])
+                prompt = {
+                    "points": [list(point)],
+                    "labels": [1],
+                    "box": None,
+                    "maskInput": None,
+                    "multimask": True,
+                }
+                result = page.evaluate(PREDICT, prompt)
+                decoder.append(result["decoderMs"])
+                backend = result["backend"]
+            adapter = page.evaluate("() => window.sandseg.getClient().adapter || ''")
+        finally:
+            browser.close()
+    return {
+        "adapter": adapter,
+        "backend": backend,
+        "encoder_ms": statistics.median(encoder),
+        "decoder_ms": statistics.median(decoder),
+        "cold_start_ms": timings,
+    }
