@@ -36,9 +36,19 @@ def test_bad_images_are_rejected_and_keep_the_previous_image(ready, image, fragm
     np.testing.assert_array_equal(ready.get_image_embedding(), before)
 
 
-def test_bgr_is_the_same_image_with_channels_swapped(ready):
+def test_unknown_image_format_is_rejected(ready):
     with pytest.raises(InputError, match="image_format"):
         ready.set_image(np.zeros((4, 4, 3), np.uint8), image_format="HSV")
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_bgr_is_the_same_image_with_channels_swapped(rng, channels):
+    from sandseg.predictor import _image_bytes
+
+    rgb = rng.integers(0, 256, (5, 7, channels), dtype=np.uint8)
+    bgr = rgb.copy()
+    bgr[..., [0, 2]] = rgb[..., [2, 0]]
+    assert _image_bytes(bgr, "BGR") == (rgb.tobytes(), 5, 7, channels)
 
 
 @pytest.mark.parametrize(

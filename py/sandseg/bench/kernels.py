@@ -450,7 +450,7 @@ CASE_BUILDERS: list[Callable[[NativeDevice, np.random.Generator], list[Case]]] =
 ]
 
 
-def _median_seconds(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
+def median_seconds(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
     fn()
     sync()  # the first run compiles pipelines; it is not timed
     times = []
@@ -477,8 +477,8 @@ def run_kernel_bench(
         for case in build(device, rng):
             if only and case.kernel not in only:
                 continue
-            gpu_s = _median_seconds(case.run_gpu, repeat, device.wait_idle)
-            np_s = _median_seconds(case.run_numpy, repeat, lambda: None)
+            gpu_s = median_seconds(case.run_gpu, repeat, device.wait_idle)
+            np_s = median_seconds(case.run_numpy, repeat, lambda: None)
             ours, theirs = case.work / gpu_s / 1e9, case.work / np_s / 1e9
             print(
                 f"{case.kernel:<20} {case.shape:<58} {ours:>10.2f} {theirs:>10.2f} "

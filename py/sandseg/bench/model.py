@@ -18,7 +18,7 @@ import numpy as np
 
 from ..gpu.native import NativeDevice
 from ..predictor import Predictor
-from .kernels import _median_seconds, matmul_cases
+from .kernels import matmul_cases, median_seconds
 
 # GFLOP per stage at 1024x1024 (DESIGN.md, "Numbers to know"), and per prompt.
 STAGE_GFLOP = {
@@ -62,16 +62,16 @@ def run_model_bench(
         progress(f"timing stage {stage.name}")
         entering = boundary
         run_stage = functools.partial(model.encode, entering, i, i + 1)
-        seconds = _median_seconds(run_stage, repeat, device.wait_idle)
+        seconds = median_seconds(run_stage, repeat, device.wait_idle)
         boundary = model.encode(entering, i, i + 1)
         rows.append((f"encoder {stage.name}", seconds, STAGE_GFLOP[stage.name]))
 
     progress("timing the whole encoder (pre-processing included)")
-    encoder_s = _median_seconds(lambda: predictor.set_image(pixels), repeat, device.wait_idle)
+    encoder_s = median_seconds(lambda: predictor.set_image(pixels), repeat, device.wait_idle)
     rows.append(("encoder (set_image)", encoder_s, ENCODER_GFLOP))
     progress("timing the decoder")
     point = np.array([[w / 2, h / 2]])
-    decoder_s = _median_seconds(
+    decoder_s = median_seconds(
         lambda: predictor.predict(point, np.array([1]), multimask_output=True),
         max(repeat, 5),
         lambda: None,  # predict reads the masks back: it is synchronous already
@@ -81,7 +81,7 @@ def run_model_bench(
     progress("timing matmul for the ceiling")
     rng = np.random.default_rng(0)
     best = max(
-        case.work / _median_seconds(case.run_gpu, repeat, device.wait_idle) / 1e9
+        case.work / median_seconds(case.run_gpu, repeat, device.wait_idle) / 1e9
         for case in matmul_cases(device, rng)[:3]
     )
 

@@ -58,7 +58,6 @@ class CopyRecord:
 class Device:
     """A WebGPU device with a buffer pool and a command recorder. Use `sandseg.gpu.get_device`."""
 
-    binding_alignment = BINDING_ALIGN
     # Tests set this: every new tensor then gets this many extra bytes filled with SENTINEL,
     # and since bindings run to the end of the buffer, a kernel that writes past its output
     # leaves a mark there instead of being silently clamped (RELIABILITY.md GP-3).

@@ -81,21 +81,6 @@ class Tensor:
             self.capacity,
         )
 
-    def view(self, start: int, shape: tuple[int, ...]) -> Tensor:
-        """A contiguous sub-range starting at element `start` (must stay 256-byte aligned)."""
-        size = DTYPE_SIZES[self.dtype]
-        offset = self.offset + start * size
-        if math.prod(shape) + start > self.numel:
-            raise ValueError(f"view of {shape} at {start} does not fit in {self.shape}")
-        if offset % self.device.binding_alignment:
-            raise ValueError(
-                f"view at element {start} is not {self.device.binding_alignment}-byte aligned; "
-                "copy the range into a new tensor instead"
-            )
-        return Tensor(
-            self.device, self.buffer, shape, self.dtype, offset, self._root(), self.capacity
-        )
-
     def _root(self) -> Tensor:
         return self._owner if self._owner is not None else self
 

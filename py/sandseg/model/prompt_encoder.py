@@ -59,7 +59,7 @@ class PromptEncoder:
     def dense(self, mask_input: Tensor | None) -> Tensor:
         """(64 * 64, 256) dense embeddings: a low-res mask (256, 256, 1) or `no_mask_embed`."""
         if mask_input is None:
-            zeros = self.device.upload(bytes(GRID * GRID * EMBED_DIM * 4), (GRID * GRID, EMBED_DIM))
+            zeros = ops.fill(self.device, (GRID * GRID, EMBED_DIM), 0.0)
             return ops.add_bias(zeros, self.no_mask_embed.reshape(EMBED_DIM))
         x = ops.conv2d(mask_input, *self.mask_conv0, stride=2)
         x = ops.layer_norm(x, *self.mask_norm1, eps=1e-6, act="gelu")

@@ -7,6 +7,7 @@ code's token sequences (L, C) are the same memory as (H, W, C).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import ops
@@ -155,7 +156,7 @@ class Stage:
     """A named piece of the encoder; `run` maps the previous boundary tensor to the next."""
 
     name: str
-    run: object  # Callable[[Tensor], Tensor]
+    run: Callable[[Tensor], Tensor]
     output_shape: tuple[int, int, int]
 
 
@@ -181,7 +182,7 @@ class TinyViT:
         )
         for i in range(1, 4):
             dim = EMBED_DIMS[i]
-            layers: list[object] = [
+            layers: list[Callable[[Tensor], Tensor]] = [
                 TinyViTBlock(
                     store, f"{prefix}.layers.{i}.blocks.{j}", dim, NUM_HEADS[i], WINDOW_SIZES[i]
                 )
@@ -205,7 +206,7 @@ class TinyViT:
     def run(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
         """Run stages [start, stop) on the boundary tensor that enters stage `start`."""
         for stage in self.stages[start:stop]:
-            x = stage.run(x)  # type: ignore[operator]
+            x = stage.run(x)
             # One submission per stage keeps each under the browser's GPU watchdog (GP-5).
             x.device.submit()
         return x
@@ -226,10 +227,10 @@ class Neck:
 
 
 class _Sequence:
-    def __init__(self, parts: list[object]) -> None:
+    def __init__(self, parts: Sequence[Callable[[Tensor], Tensor]]) -> None:
         self.parts = parts
 
     def __call__(self, x: Tensor) -> Tensor:
         for part in self.parts:
-            x = part(x)  # type: ignore[operator]
+            x = part(x)
         return x
