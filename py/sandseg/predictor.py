@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import math
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .gpu import Device, get_device
+from .gpu import Device, Tensor, get_device
+from .gpu.device import MAX_STORAGE_BINDING
 from .model import ImageInfo, MobileSAM
 from .ops import resize_longest_side, threshold
 
 LOW_RES = 256
+# The largest image-sized tensor is the (3, H, W) float32 mask logits: 12 bytes a pixel.
+MAX_IMAGE_PIXELS = MAX_STORAGE_BINDING // 12
 
 
 class InputError(ValueError):
@@ -39,6 +43,14 @@ class Prediction:
     def __repr__(self) -> str:
         # The default repr would format megabytes of mask bytes (asyncio does ask for it).
         return f"Prediction(shape={self.shape}, iou={self.iou})"
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """An encoded image: embeddings (64, 64, 256) on the GPU and the image's sizes."""
+
+    embeddings: Tensor
+    info: ImageInfo
 
 
 class Predictor:
@@ -74,12 +86,22 @@ class Predictor:
 
     # -- image ----------------------------------------------------------------------------
 
-    async def set_image_async(self, image: Any, image_format: str = "RGB") -> None:
+    async def set_image_async(
+        self,
+        image: Any,
+        image_format: str = "RGB",
+        *,
+        after_stage: Callable[[str], None] | None = None,
+    ) -> None:
         """image: (H, W, 3) RGB (or BGR with image_format="BGR"), (H, W, 4) RGBA or (H, W)
-        gray, 8-bit, any object with the buffer protocol (a numpy array, a memoryview)."""
+        gray, 8-bit, any object with the buffer protocol (a numpy array, a memoryview).
+        `after_stage(name)` is called after "preprocess" and each encoder stage is submitted."""
         pixels, height, width, channels = _image_bytes(image, image_format)
         x, info = self.model.preprocess(pixels, height, width, channels)
-        embeddings = self.model.encode(x)
+        if after_stage is not None:
+            self.device.submit()
+            after_stage("preprocess")
+        embeddings = self.model.encode(x, after_stage=after_stage)
         self._embeddings, self._info = embeddings, info
 
     def set_image_embedding(self, embedding_hwc: bytes, original_size: tuple[int, int]) -> None:
@@ -90,6 +112,15 @@ class Predictor:
             raise InputError(f"original_size must be positive, got {original_size}")
         self._embeddings = self.device.upload(embedding_hwc, (64, 64, 256))
         self._info = ImageInfo((h, w), resize_longest_side(h, w, 1024))
+
+    def image_state(self) -> ImageState | None:
+        """The current image's embeddings (on the GPU) and sizes, to restore later."""
+        if self._embeddings is None or self._info is None:
+            return None
+        return ImageState(self._embeddings, self._info)
+
+    def restore_image(self, state: ImageState) -> None:
+        self._embeddings, self._info = state.embeddings, state.info
 
     def reset_image(self) -> None:
         self._embeddings = None
@@ -291,3 +322,17 @@ def _mask_input(device: Device, mask_input: Any) -> Any:
 def _unpack_masks(words: bytes, count: int, pixels: int) -> bytes:
     stride = -(-pixels // 4) * 4
     return b"".join(words[c * stride : c * stride + pixels] for c in range(count))
+
+
+def check_image_size(width: int, height: int) -> None:
+    """Refuse images the device limits cannot hold, before any work is done."""
+    if width <= 0 or height <= 0:
+        raise InputError(f"the image is empty ({width} x {height} pixels)")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(
+            f"the image is {width} x {height} pixels ({width * height / 1e6:.1f} MP); the "
+            f"runtime takes at most {MAX_IMAGE_PIXELS / 1e6:.1f} MP: downscale it first"
+        )
+    # Resized to 1024 on the long side, the short side must keep at least one pixel.
+    if min(width, height) * 2048 < max(width, height):
+        raise InputError(f"the image is too thin to segment ({width} x {height} pixels)")

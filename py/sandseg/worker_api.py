@@ -21,14 +21,18 @@ from pyodide.ffi import to_js
 from . import ops
 from .gpu import set_device
 from .gpu.browser import BrowserDevice, request_browser_device
-from .gpu.device import MAX_STORAGE_BINDING
 from .model import MobileSAM
-from .predictor import LOW_RES, InputError, Prediction, Predictor
+from .predictor import (
+    LOW_RES,
+    MAX_IMAGE_PIXELS,
+    InputError,
+    Prediction,
+    Predictor,
+    check_image_size,
+)
 from .weights import HostTensor, check_layout, mobile_sam_layout
 from .weights.st_header import MAX_HEADER_BYTES, header_length, parse_header
 
-# The largest image-sized tensor is the (3, H, W) float32 mask logits: 12 bytes a pixel.
-MAX_IMAGE_PIXELS = MAX_STORAGE_BINDING // 12
 # A second device loss this soon after the first is not retried (GP-1).
 LOSS_WINDOW_S = 60.0
 
@@ -201,17 +205,3 @@ class Session:
         await self.start(self._weights)
         if self._image is not None:
             await self._encode()
-
-
-def check_image_size(width: int, height: int) -> None:
-    """Refuse images the device limits cannot hold, before any work is done."""
-    if width <= 0 or height <= 0:
-        raise InputError(f"the image is empty ({width} x {height} pixels)")
-    if width * height > MAX_IMAGE_PIXELS:
-        raise InputError(
-            f"the image is {width} x {height} pixels ({width * height / 1e6:.1f} MP); the "
-            f"browser runtime takes at most {MAX_IMAGE_PIXELS / 1e6:.1f} MP: downscale it first"
-        )
-    # Resized to 1024 on the long side, the short side must keep at least one pixel.
-    if min(width, height) * 2048 < max(width, height):
-        raise InputError(f"the image is too thin to segment ({width} x {height} pixels)")

@@ -30,7 +30,7 @@ from .device import (
 # What the device layer relies on, all within WebGPU's defaults (GP-4), requested explicitly.
 # MobileSAM at 1024 x 1024 binds at most 64 MiB (measured: an encoder stage's activations);
 # the rest of the 128 MiB binding is for image-sized tensors (the upload, the full-size masks),
-# which is what limits the image size (worker_api.MAX_IMAGE_PIXELS).
+# which is what limits the image size (predictor.MAX_IMAGE_PIXELS).
 REQUIRED_LIMITS = {
     "maxStorageBufferBindingSize": MAX_STORAGE_BINDING,
     "maxBufferSize": MAX_STORAGE_BINDING,

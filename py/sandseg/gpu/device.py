@@ -199,6 +199,10 @@ class Device:
         for buffer in doomed:
             self._destroy_buffer(buffer)
 
+    async def finish(self) -> None:
+        """Submit pending work and wait until the GPU has done all of it."""
+        raise NotImplementedError
+
     async def read(self, tensor: Tensor) -> bytes:
         """Submit pending work and return the tensor's bytes (little-endian, row-major)."""
         self.submit()

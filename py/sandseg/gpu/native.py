@@ -99,6 +99,9 @@ class NativeDevice(Device):
             return b""
         return self._queue.read_buffer(tensor.buffer, tensor.offset, tensor.nbytes).tobytes()
 
+    async def finish(self) -> None:
+        self.wait_idle()
+
     def wait_idle(self) -> None:
         """Block until all submitted work is done (benchmarks time with this)."""
         self.submit()

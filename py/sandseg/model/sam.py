@@ -45,8 +45,15 @@ class MobileSAM:
         resized = ops.resize_antialias(words, height, width, channels, new_h, new_w)
         return ops.preprocess(resized, size=INPUT_SIZE), ImageInfo((height, width), (new_h, new_w))
 
-    def encode(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
-        return self.image_encoder.run(x, start, stop)
+    def encode(
+        self,
+        x: Tensor,
+        start: int = 0,
+        stop: int | None = None,
+        after_stage: Callable[[str], None] | None = None,
+    ) -> Tensor:
+        """Encoder stages [start, stop) on the boundary tensor entering `start`; see TinyViT."""
+        return self.image_encoder.run(x, start, stop, after_stage)
 
     def decode(
         self,

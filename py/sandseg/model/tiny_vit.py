@@ -203,12 +203,23 @@ class TinyViT:
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
 
-    def run(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
-        """Run stages [start, stop) on the boundary tensor that enters stage `start`."""
+    def run(
+        self,
+        x: Tensor,
+        start: int = 0,
+        stop: int | None = None,
+        after_stage: Callable[[str], None] | None = None,
+    ) -> Tensor:
+        """Run stages [start, stop) on the boundary tensor that enters stage `start`.
+
+        `after_stage(name)` is called once each stage is submitted: the server times stages
+        and stops the work of a client that went away there."""
         for stage in self.stages[start:stop]:
             x = stage.run(x)
             # One submission per stage keeps each under the browser's GPU watchdog (GP-5).
             x.device.submit()
+            if after_stage is not None:
+                after_stage(stage.name)
         return x
 
 

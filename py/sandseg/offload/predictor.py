@@ -1,0 +1,79 @@
+"""`OffloadPredictor`: the native, SamPredictor-shaped face of an offload session.
+
+    predictor = OffloadPredictor.connect("http://127.0.0.1:8000", weights="mobile_sam.safetensors")
+    predictor.set_mode("split:layers.1")          # or client, server, split:image, auto
+    result = predictor.set_image(image)           # result.mode says which mode encoded it
+    masks, iou, low_res = predictor.predict(point_coords=[[500, 375]], point_labels=[1])
+
+numpy is used only to hand results back, as Predictor does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ..predictor import LOW_RES, Predictor, _image_bytes
+from .client import OffloadClient, UrllibTransport
+from .session import ImageResult, OffloadSession
+
+
+class OffloadPredictor:
+    def __init__(self, session: OffloadSession) -> None:
+        self.session = session
+
+    @classmethod
+    def connect(
+        cls,
+        server_url: str | None,
+        weights: str | Path | None = None,
+        mode: str = "auto",
+        token: str | None = None,
+        wire_dtype: str = "float16",
+    ) -> OffloadPredictor:
+        """A local model from `weights` (None: server only) and the server at `server_url`
+        (None: client only); tensors travel as `wire_dtype` ("float16" or "float32")."""
+        local = Predictor.from_weights(weights) if weights is not None else None
+        client = OffloadClient(UrllibTransport(server_url, token)) if server_url else None
+        dtype = {"float16": "F16", "float32": "F32"}[wire_dtype]
+        session = OffloadSession(local, client, wire_dtype=dtype)
+        if client is not None:
+            asyncio.run(session.connect())
+        session.set_mode(mode)
+        return cls(session)
+
+    @property
+    def mode(self) -> str:
+        return self.session.mode
+
+    def set_mode(self, mode: str) -> None:
+        self.session.set_mode(mode)
+
+    def set_image(
+        self, image: Any, image_format: str = "RGB", upload: tuple[bytes, str] | None = None
+    ) -> ImageResult:
+        """image as for Predictor.set_image; upload: the image file and its media type, sent
+        instead of the pixels when the server needs the image."""
+        pixels, height, width, channels = _image_bytes(image, image_format)
+        return asyncio.run(self.session.set_image(pixels, height, width, channels, upload))
+
+    def predict(
+        self,
+        point_coords: Any = None,
+        point_labels: Any = None,
+        box: Any = None,
+        mask_input: Any = None,
+        multimask_output: bool = True,
+    ) -> tuple[Any, Any, Any]:
+        """-> (masks (C, H, W) bool, iou (C,), low-res logits (C, 256, 256)), as Predictor."""
+        import numpy as np
+
+        if mask_input is not None:
+            mask_input = np.ascontiguousarray(mask_input, np.float32)
+        p = asyncio.run(
+            self.session.predict(point_coords, point_labels, box, mask_input, multimask_output)
+        )
+        masks = np.frombuffer(p.masks, np.uint8).reshape(p.shape).astype(bool)
+        low_res = np.frombuffer(p.low_res, np.float32).reshape(-1, LOW_RES, LOW_RES)
+        return masks, np.asarray(p.iou, np.float32), low_res

@@ -1,0 +1,167 @@
+"""The OpenAPI 3.1 document of the offload API, served at /api/v1/openapi.json.
+
+Written by hand next to the routes (server/api.py): it is the contract clients and the API
+fuzzer read, so it names every route, parameter, body and error status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SAFETENSORS = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+IMAGE_BODY = {
+    **{
+        kind: {"schema": {"type": "string", "format": "binary"}}
+        for kind in ("image/jpeg", "image/png", "image/webp")
+    },
+    **SAFETENSORS,
+}
+ERROR = {
+    "description": "an error, in words",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}},
+                "required": ["error"],
+            }
+        }
+    },
+}
+DTYPE = {
+    "name": "dtype",
+    "in": "query",
+    "required": False,
+    "description": "float dtype of the returned tensor",
+    "schema": {"type": "string", "enum": ["float32", "float16"], "default": "float32"},
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    common = (400, 403, 408, 413, 415, 503, 504)
+    return {str(status): ERROR for status in sorted({*common, *statuses})}
+
+
+def _json(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _binary(description: str) -> dict[str, Any]:
+    return {"description": description, "content": SAFETENSORS}
+
+
+def openapi_document(stage_names: list[str]) -> dict[str, Any]:
+    stage_param = {
+        "name": "stage",
+        "in": "path",
+        "required": True,
+        "description": "the first stage to run on the server",
+        "schema": {"type": "string", "enum": stage_names},
+    }
+    sha_param = {
+        "name": "sha",
+        "in": "path",
+        "required": True,
+        "description": "sha256 of an uploaded image, as POST /api/v1/images returned it",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    }
+    paths = {
+        "/api/v1/model": {
+            "get": {
+                "summary": "The model: weights sha256, stages with boundary shapes, server profile",
+                "responses": {"200": _json("the description", {"stages": {"type": "array"}})},
+            }
+        },
+        "/api/v1/stages/{stage}": {
+            "post": {
+                "summary": "Run encoder stages [stage, end) on the boundary tensor entering it",
+                "parameters": [stage_param, DTYPE],
+                "requestBody": {
+                    "required": True,
+                    "description": 'safetensors: "x", (H, W, C) float32 or float16',
+                    "content": SAFETENSORS,
+                },
+                "responses": {
+                    "200": _binary('safetensors: "embeddings", (64, 64, 256)'),
+                    **_errors(404, 422),
+                },
+            }
+        },
+        "/api/v1/images": {
+            "post": {
+                "summary": "Upload an image once: encoded and cached by the body's sha256",
+                "requestBody": {
+                    "required": True,
+                    "description": 'an image file, or safetensors "image" (H, W, C) uint8',
+                    "content": IMAGE_BODY,
+                },
+                "responses": {
+                    "200": _json(
+                        "the cached image",
+                        {
+                            "image_sha256": {"type": "string"},
+                            "height": {"type": "integer"},
+                            "width": {"type": "integer"},
+                            "cached": {"type": "boolean"},
+                        },
+                    ),
+                    **_errors(422),
+                },
+            }
+        },
+        "/api/v1/images/embeddings": {
+            "post": {
+                "summary": "Upload an image, get its embeddings (server encodes, client decodes)",
+                "parameters": [DTYPE],
+                "requestBody": {"required": True, "content": IMAGE_BODY},
+                "responses": {
+                    "200": _binary('safetensors: "embeddings", (64, 64, 256)'),
+                    **_errors(422),
+                },
+            }
+        },
+        "/api/v1/images/{sha}/predict": {
+            "post": {
+                "summary": "Decode prompts against a cached image; returns masks",
+                "parameters": [sha_param],
+                "requestBody": {
+                    "required": True,
+                    "description": (
+                        'safetensors: optional "point_coords" (N, 2) float32, "point_labels" '
+                        '(N,) int32, "box" (4,) float32, "mask_input" (1, 256, 256) float32; '
+                        'metadata "multimask_output" and "low_res" (all, best, none)'
+                    ),
+                    "content": SAFETENSORS,
+                },
+                "responses": {
+                    "200": _binary(
+                        'safetensors: "masks" (C, H, W) uint8, "iou_predictions" (C,) float32, '
+                        '"low_res_masks" (K, 256, 256) float32'
+                    ),
+                    **_errors(404, 422),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {"summary": "Liveness", "responses": {"200": _json("alive", {})}},
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: false while starting and once shutting down",
+                "responses": {"200": _json("ready", {}), "503": ERROR},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sandseg offload API",
+            "version": "1",
+            "description": (
+                "Tensors travel as safetensors bytes (application/octet-stream), channels-last. "
+                "With a token configured, /api/ routes need 'Authorization: Bearer <token>'."
+            ),
+        },
+        "paths": paths,
+    }
