@@ -5,6 +5,8 @@ The GPU tier never skips quietly: with no WebGPU adapter the run fails and says 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,52 @@ def device(gpu_device):
     gpu_device.guard_bytes = 1024
     yield gpu_device
     gpu_device.guard_bytes = 0
+
+
+CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+
+
+def require(name: str) -> Path:
+    """A file of ../shared/conformance; missing -> the test fails, saying which."""
+    path = CONFORMANCE / name
+    if not path.is_file():
+        pytest.fail(f"conformance file {path} is missing: the model tier cannot run", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference() -> dict[str, np.ndarray]:
+    """The official outputs for picture1.jpg (seeded random weights)."""
+    with np.load(require("picture1_seed1234.npz")) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def converted_weights(tmp_path_factory) -> Path:
+    """The conformance .pt converted through `sandseg convert` (the CLI, as users run it)."""
+    from sandseg.cli import main
+
+    out = tmp_path_factory.mktemp("weights") / "mobile_sam.safetensors"
+    assert main(["convert", str(require("mobile_sam_seed1234.pt")), str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def predictor(gpu_device, converted_weights):
+    from sandseg import Predictor
+
+    return Predictor.from_weights(converted_weights, gpu_device)
+
+
+@pytest.fixture(scope="session")
+def offload_engine(gpu_device, converted_weights):
+    """The server's model (its own GPU thread), profiled once as `sandseg serve` does."""
+    from sandseg.server.engine import Engine
+
+    engine = Engine(converted_weights)
+    engine.profile = engine.measure(repeat=1)
+    yield engine
+    engine.close()
 
 
 @pytest.fixture

@@ -42,6 +42,30 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--weights", help=".pt (converted once, cached) or .safetensors")
     serve.add_argument("--bundle", default="web/dist", help="the built web bundle")
+    serve.add_argument(
+        "--weights-sha256", help="pin the weights to this sha256 (default: their manifest)"
+    )
+    serve.add_argument(
+        "--token",
+        help="API token, required for a non-loopback --host (or set SANDSEG_TOKEN); the page "
+        "takes it as #token=... in its URL",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="another Host name clients use (a public name behind a proxy); repeatable",
+    )
+    serve.add_argument(
+        "--queue", type=int, default=4, help="requests that may wait for the GPU (default 4)"
+    )
+    serve.add_argument(
+        "--deadline", type=float, default=120.0, help="seconds a request may take (default 120)"
+    )
+    serve.add_argument(
+        "--cache-images", type=int, default=16, help="encoded images kept (default 16)"
+    )
 
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     bench_sub = bench.add_subparsers(dest="bench", required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .gpu.device import GPUError
+from .offload.client import OffloadError
 from .ops._common import OpError
 from .predictor import InputError
 from .weights import WeightsError
@@ -10,10 +11,18 @@ from .weights import WeightsError
 # Errors the command line prints as one line instead of a traceback. Others are bugs.
 UserFacingError: tuple[type[Exception], ...] = (
     GPUError,
+    OffloadError,
     OpError,
     OSError,
     InputError,
     WeightsError,
 )
 
-__all__ = ["GPUError", "InputError", "OpError", "UserFacingError", "WeightsError"]
+__all__ = [
+    "GPUError",
+    "InputError",
+    "OffloadError",
+    "OpError",
+    "UserFacingError",
+    "WeightsError",
+]

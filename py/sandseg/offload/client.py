@@ -87,13 +87,18 @@ class OffloadClient:
         return ModelDescription(data["weights_sha256"], stages, profile)  # type: ignore[arg-type]
 
     async def run_stages(
-        self, stage: str, x_f32: bytes, shape: tuple[int, ...], dtype: str = "F32"
+        self,
+        stage: str,
+        x_f32: bytes,
+        shape: tuple[int, ...],
+        upload_dtype: str = "F32",
+        download_dtype: str = "F32",
     ) -> bytes:
-        """Stages [stage, end) on the server -> embeddings, float32 bytes (64, 64, 256)."""
-        body = messages.encode_tensor("x", x_f32, shape, dtype)
-        reply = await self._call(
-            "POST", f"{API}/stages/{stage}?dtype={_name(dtype)}", body, MEDIA_TYPE
-        )
+        """Stages [stage, end) on the server -> embeddings, float32 bytes (64, 64, 256).
+        The tensors travel as upload_dtype / download_dtype ("F32" or "F16")."""
+        body = messages.encode_tensor("x", x_f32, shape, upload_dtype)
+        path = f"{API}/stages/{stage}?dtype={_name(download_dtype)}"
+        reply = await self._call("POST", path, body, MEDIA_TYPE)
         return _parse(lambda: messages.decode_embeddings(reply.body))[0]
 
     async def image_embeddings(

@@ -14,9 +14,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..predictor import LOW_RES, Predictor, _image_bytes
+from ..predictor import LOW_RES, InputError, Predictor, _image_bytes
 from .client import OffloadClient, UrllibTransport
 from .session import ImageResult, OffloadSession
+from .wire import WIRE_DTYPES
 
 
 class OffloadPredictor:
@@ -30,14 +31,20 @@ class OffloadPredictor:
         weights: str | Path | None = None,
         mode: str = "auto",
         token: str | None = None,
-        wire_dtype: str = "float16",
+        upload_dtype: str = "float32",
+        download_dtype: str = "float16",
     ) -> OffloadPredictor:
         """A local model from `weights` (None: server only) and the server at `server_url`
-        (None: client only); tensors travel as `wire_dtype` ("float16" or "float32")."""
+        (None: client only); boundary tensors go up as `upload_dtype`, embeddings come down
+        as `download_dtype` ("float32" or "float16"; see OffloadSession)."""
         local = Predictor.from_weights(weights) if weights is not None else None
         client = OffloadClient(UrllibTransport(server_url, token)) if server_url else None
-        dtype = {"float16": "F16", "float32": "F32"}[wire_dtype]
-        session = OffloadSession(local, client, wire_dtype=dtype)
+        session = OffloadSession(
+            local,
+            client,
+            upload_dtype=_dtype(upload_dtype),
+            download_dtype=_dtype(download_dtype),
+        )
         if client is not None:
             asyncio.run(session.connect())
         session.set_mode(mode)
@@ -77,3 +84,10 @@ class OffloadPredictor:
         masks = np.frombuffer(p.masks, np.uint8).reshape(p.shape).astype(bool)
         low_res = np.frombuffer(p.low_res, np.float32).reshape(-1, LOW_RES, LOW_RES)
         return masks, np.asarray(p.iou, np.float32), low_res
+
+
+def _dtype(name: str) -> str:
+    try:
+        return WIRE_DTYPES[name]
+    except KeyError:
+        raise InputError(f"dtype must be float32 or float16, got {name!r}") from None

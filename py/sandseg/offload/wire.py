@@ -110,4 +110,5 @@ def _dtype_name(dtype: str) -> str:
 
 
 def _strip(message: str) -> str:
-    return message.removeprefix("safetensors: ")
+    # The parser's first clause says what is wrong; the rest is advice for files on disk.
+    return message.removeprefix("safetensors: ").split(";")[0]

@@ -1,8 +1,12 @@
-"""Routes: the bundle's files, /api/config, and the weights addressed by their sha256."""
+"""The web app: the bundle's files, /api/config, the weights addressed by their sha256, and
+(with an engine) the offload API. Middleware, outermost first: security headers on every
+response, Host/Origin checks (SV-6), the API token (SV-5)."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -10,16 +14,40 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from ..weights.convert import verify_weights
+from .api import ApiSettings, OffloadApi
+from .engine import Engine
+from .guards import HostOriginGuard, TokenGuard
 from .headers import SecurityHeaders
+from .http_errors import ApiError
+from .lifecycle import Readiness
+from .limits import ClientGone
+
+log = logging.getLogger("sandseg.server")
+# Routes under /api/ that a token does not guard: probes and the public description.
+PUBLIC_API_PATHS = ("/api/config", "/api/v1/openapi.json")
 
 
-def create_app(bundle_dir: Path, weights: Path | None = None) -> SecurityHeaders:
-    """The web app: files from `bundle_dir` (built by build.py) and `weights`, a .safetensors
-    file checked against its manifest when one is beside it."""
+def create_app(
+    bundle_dir: Path,
+    weights: Path | None = None,
+    *,
+    hosts: Collection[str],
+    engine: Engine | None = None,
+    settings: ApiSettings | None = None,
+    token: str | None = None,
+    readiness: Readiness | None = None,
+) -> ASGIApp:
+    """Files from `bundle_dir` (built by build.py) and `weights`, a .safetensors file checked
+    against its manifest when one is beside it; the offload API when an `engine` (loaded from
+    the same weights) is given. `hosts`: the host[:port] names clients may use."""
     bundle_dir = bundle_dir.resolve()
     weights_sha = verify_weights(weights) if weights is not None else None
+    if readiness is None:
+        readiness = Readiness()
+        readiness.mark_ready()
     bundle_file = bundle_dir / "bundle.json"
     bundle = json.loads(bundle_file.read_text(encoding="utf-8")) if bundle_file.is_file() else None
 
@@ -50,15 +78,40 @@ def create_app(bundle_dir: Path, weights: Path | None = None) -> SecurityHeaders
             raise HTTPException(404, "not found")
         return FileResponse(path)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        return JSONResponse({"error": detail}, status_code=status)
-
     routes = [
         Route("/api/config", config, methods=["GET"]),
         Route("/weights/{sha}.safetensors", weights_file, methods=["GET"]),
-        Route("/{path:path}", static, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, 500: not_found})
-    return SecurityHeaders(app)
+    if engine is not None:
+        api = OffloadApi(engine, weights_sha or "", settings or ApiSettings(), readiness)
+        routes += api.routes()
+    routes.append(Route("/{path:path}", static, methods=["GET", "HEAD"]))
+    handlers = {
+        HTTPException: _http_error,
+        ApiError: _api_error,
+        ClientGone: _client_gone,
+        Exception: _internal_error,
+    }
+    app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    guarded = TokenGuard(app, token, public_paths=PUBLIC_API_PATHS)
+    return SecurityHeaders(HostOriginGuard(guarded, hosts))
+
+
+# Error bodies are JSON with a message in words, never a traceback or a path (SV-4).
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+
+async def _client_gone(request: Request, exc: ClientGone) -> Response:
+    return JSONResponse({"error": "the client went away"}, status_code=400)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("request %s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error; the request was not completed"}, 500)

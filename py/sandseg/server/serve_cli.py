@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..predictor import InputError
-from ..weights import convert_checkpoint
+from ..weights import convert_checkpoint, manifest_path, verify_weights
 from ..weights.files import sha256_file
 
 OFFICIAL_HINT = (
@@ -131,14 +131,68 @@ def download_official(cache: Path, progress: Callable[[str], None]) -> Path:
 def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     import uvicorn
 
+    from .api import ApiSettings
     from .app import create_app
+    from .engine import Engine
+    from .guards import allowed_hosts_for, check_bind
+    from .lifecycle import GracefulServer, Readiness
 
+    token = args.token or os.environ.get("SANDSEG_TOKEN") or None
+    check_bind(args.host, token)  # SV-5: refuses before any work is done
     bundle = Path(args.bundle)
     if not (bundle / "index.html").is_file():
         raise InputError(f"no web bundle in {bundle}: build it first with `python build.py`")
     weights = resolve_weights(args.weights, progress)
-    app = create_app(bundle, weights)
+    pin_weights(weights, args.weights_sha256)
+    progress(f"loading {weights.name} onto the GPU")
+    engine = Engine(weights, cache_images=args.cache_images)
+    progress("profiling the encoder stages and the decoder (the planner's server times)")
+    engine.profile = engine.measure()
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in engine.profile.stage_s.items())
+    progress(f"server profile: {stages}; decode {engine.profile.decode_s:.2f} s")
+    readiness = Readiness()
+    settings = ApiSettings(queue=args.queue, deadline_s=args.deadline)
+    app = create_app(
+        bundle,
+        weights,
+        hosts=allowed_hosts_for(args.host, args.port) | {h.lower() for h in args.allow_host},
+        engine=engine,
+        settings=settings,
+        token=token,
+        readiness=readiness,
+    )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    server = GracefulServer(config, readiness)
+    readiness.mark_ready()
     progress(f"serving {bundle} with weights {weights.name}")
-    print(f"open http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    print(f"open http://{_url_host(args.host)}:{args.port}/", flush=True)
+    try:
+        server.run()
+    finally:
+        engine.close()
     return 0
+
+
+# FT-3: in-flight requests get this long to finish after SIGTERM (exit within 30 s).
+GRACEFUL_SHUTDOWN_S = 25
+
+
+def pin_weights(weights: Path, expected_sha256: str | None) -> None:
+    """FT-4 / SV-5: serve only weights pinned by sha256, from their manifest or the command
+    line; a truncated, flipped or swapped file refuses to start."""
+    if expected_sha256 is None and not manifest_path(weights).exists():
+        raise InputError(
+            f"{weights} has no manifest ({manifest_path(weights).name}) to pin its sha256: "
+            "pass --weights-sha256, or make it with `sandseg convert`"
+        )
+    verify_weights(weights, expected_sha256)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -45,7 +45,7 @@ def weights(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(bundle: Path, weights: Path) -> TestClient:
-    return TestClient(create_app(bundle, weights))
+    return TestClient(create_app(bundle, weights, hosts={"testserver"}))
 
 
 def test_index_and_assets_carry_the_security_headers(client):
@@ -102,7 +102,7 @@ def test_weights_changed_after_conversion_are_refused(bundle, weights):
 
     manifest_path(weights).write_text(json.dumps({"output_sha256": "0" * 64}))
     with pytest.raises(WeightsError, match="manifest records"):
-        create_app(bundle, weights)
+        create_app(bundle, weights, hosts={"testserver"})
 
 
 def test_serve_without_weights_explains_how_to_get_them(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,291 @@
+"""The offload API (/api/v1): describe the model, run a suffix of the encoder, encode images
+once (cached by sha256), decode prompts against a cached image. OpenAPI: /api/v1/openapi.json.
+
+Every compute route goes through the same path: check the media type (415), read the body
+under a size cap and a deadline (413, 408), parse it against the route's signature (422),
+wait for the GPU under bounded admission (503 + Retry-After), then run the job on the GPU
+thread, stopping it if the client goes away or the end-to-end deadline passes (504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..offload import messages
+from ..offload.wire import MEDIA_TYPE, WireError, wire_dtype
+from ..predictor import MAX_IMAGE_PIXELS, ImageState, InputError, Prediction
+from .engine import Cancelled, Engine
+from .http_errors import ApiError
+from .images import IMAGE_TYPES, PIXELS_TYPE, decode_upload
+from .lifecycle import Readiness
+from .limits import (
+    Admission,
+    ClientGone,
+    Deadline,
+    read_body,
+    require_content_type,
+    until_disconnected,
+)
+from .openapi import openapi_document
+
+T = TypeVar("T")
+log = logging.getLogger("sandseg.server")
+PREFIX = "/api/v1"
+WIRE_DTYPES = ["float32", "float16"]
+MODEL_NAME = "MobileSAM (TinyViT-5M image encoder, vit_t)"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    max_body_bytes: int = 64 * 1024 * 1024  # SV-2
+    body_timeout_s: float = 30.0  # LD-2: the whole body must arrive within this
+    queue: int = 4  # LD-1: requests waiting for the GPU beyond the one running
+    queue_timeout_s: float = 30.0
+    deadline_s: float = 120.0  # LD-2: end to end, from the first byte of the request
+    retry_after_s: int = 2
+
+
+@dataclass(frozen=True)
+class Upload:
+    state: ImageState
+    embeddings: bytes | None
+    cached: bool
+
+
+class OffloadApi:
+    def __init__(
+        self, engine: Engine, weights_sha: str, settings: ApiSettings, readiness: Readiness
+    ) -> None:
+        self.engine = engine
+        self.weights_sha = weights_sha
+        self.settings = settings
+        self.readiness = readiness
+        self.admission = Admission(
+            workers=1,
+            queue=settings.queue,
+            queue_timeout_s=settings.queue_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        self.stage_index = {stage.name: i for i, stage in enumerate(engine.stages)}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(f"{PREFIX}/openapi.json", self.openapi, methods=["GET"]),
+            Route(f"{PREFIX}/model", self.model, methods=["GET"]),
+            Route(f"{PREFIX}/stages/{{stage}}", self.run_stages, methods=["POST"]),
+            Route(f"{PREFIX}/images", self.upload_image, methods=["POST"]),
+            Route(f"{PREFIX}/images/embeddings", self.image_embeddings, methods=["POST"]),
+            Route(f"{PREFIX}/images/{{sha}}/predict", self.predict, methods=["POST"]),
+            Route("/healthz", self.health, methods=["GET"]),
+            Route("/readyz", self.ready, methods=["GET"]),
+        ]
+
+    # -- descriptions ---------------------------------------------------------------------
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document([s.name for s in self.engine.stages]))
+
+    async def model(self, request: Request) -> Response:
+        profile = self.engine.profile
+        stages = [
+            {
+                "index": i,
+                "name": stage.name,
+                "input": {
+                    "name": "x",
+                    "dtypes": ["float32", "float16"],
+                    "shape": stage.input_shape,
+                },
+                "output": {"shape": stage.output_shape},
+                "server_seconds": profile.stage_s[stage.name] if profile else None,
+            }
+            for i, stage in enumerate(self.engine.stages)
+        ]
+        return JSONResponse(
+            {
+                "name": MODEL_NAME,
+                "weights_sha256": self.weights_sha,
+                "layout": "channels-last (H, W, C), little-endian",
+                "stages": stages,
+                "embeddings": {"name": "embeddings", "shape": messages.EMBEDDINGS_SHAPE},
+                "profile": {
+                    "preprocess_seconds": profile.preprocess_s if profile else None,
+                    "decode_seconds": profile.decode_s if profile else None,
+                },
+                "limits": {
+                    "max_body_bytes": self.settings.max_body_bytes,
+                    "max_image_pixels": MAX_IMAGE_PIXELS,
+                    "image_types": [*IMAGE_TYPES, PIXELS_TYPE],
+                    "wire_dtypes": WIRE_DTYPES,
+                },
+            }
+        )
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        if not self.readiness.ready:
+            raise ApiError(503, "not ready: the server is starting or shutting down")
+        return JSONResponse({"ready": True})
+
+    # -- compute --------------------------------------------------------------------------
+
+    async def run_stages(self, request: Request) -> Response:
+        """Body {"x": boundary tensor entering the stage} -> {"embeddings"}."""
+        deadline = Deadline(self.settings.deadline_s)
+        name = request.path_params["stage"]
+        if name not in self.stage_index:
+            raise ApiError(404, f"no stage {name!r}; the stages are {list(self.stage_index)}")
+        start = self.stage_index[name]
+        dtype = _query_dtype(request)
+        body = await self._body(request, (MEDIA_TYPE,))
+        shape = self.engine.stages[start].input_shape
+        x = _parsed(lambda: messages.decode_tensor(body, "x", shape))
+        result, timing = await self._compute(
+            request, deadline, lambda cancel: self.engine.run_stages(start, x, cancel)
+        )
+        out = messages.encode_embeddings(result, dtype, {"stage": name})
+        return _binary(out, timing)
+
+    async def upload_image(self, request: Request) -> Response:
+        """An image (file or pixels) -> encoded and cached; answers its sha256 and size."""
+        key, upload, timing = await self._encode_upload(request, with_embeddings=False)
+        h, w = upload.state.info.original
+        body = {"image_sha256": key, "height": h, "width": w, "cached": upload.cached}
+        return JSONResponse(body, headers={"Server-Timing": timing})
+
+    async def image_embeddings(self, request: Request) -> Response:
+        """An image -> its embeddings ("server encodes, client decodes")."""
+        dtype = _query_dtype(request)
+        key, upload, timing = await self._encode_upload(request, with_embeddings=True)
+        h, w = upload.state.info.original
+        meta = {"image_sha256": key, "height": str(h), "width": str(w)}
+        assert upload.embeddings is not None
+        return _binary(messages.encode_embeddings(upload.embeddings, dtype, meta), timing)
+
+    async def predict(self, request: Request) -> Response:
+        """Prompts against a cached image -> masks (server mode: only prompts and masks travel)."""
+        deadline = Deadline(self.settings.deadline_s)
+        sha = request.path_params["sha"]
+        body = await self._body(request, (MEDIA_TYPE,))
+        prompt = _parsed(lambda: messages.decode_prompt(body))
+        state = self.engine.cached(sha)
+        if state is None:
+            raise ApiError(
+                404, "that image is not in the server's cache: upload it again (POST /images)"
+            )
+        args = {
+            "point_coords": prompt.point_coords,
+            "point_labels": prompt.point_labels,
+            "box": prompt.box,
+            "mask_input": memoryview(prompt.mask_input).cast("f") if prompt.mask_input else None,
+            "multimask_output": prompt.multimask_output,
+        }
+        result: Prediction
+        result, timing = await self._compute(
+            request, deadline, lambda _: self.engine.predict(state, args)
+        )
+        out = messages.encode_prediction(result, prompt.low_res)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            # Masks are 0/1 bytes: gzip makes them ~50x smaller for the slow links.
+            return _binary(gzip.compress(out, 1), timing, {"Content-Encoding": "gzip"})
+        return _binary(out, timing)
+
+    # -- the shared path ------------------------------------------------------------------
+
+    async def _body(self, request: Request, types: tuple[str, ...]) -> bytes:
+        require_content_type(request, types)
+        return await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
+
+    async def _encode_upload(
+        self, request: Request, with_embeddings: bool
+    ) -> tuple[str, Upload, str]:
+        deadline = Deadline(self.settings.deadline_s)
+        media_type = require_content_type(request, (*IMAGE_TYPES, PIXELS_TYPE))
+        body = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
+        key = hashlib.sha256(body).hexdigest()
+        image = None
+        if self.engine.cached(key) is None:  # the same image is never encoded twice
+            image = _parsed(lambda: decode_upload(body, media_type))
+
+        def job(cancel: threading.Event) -> Upload:
+            state = self.engine.cached(key)
+            cached = state is not None
+            if state is None:
+                # Decoded here only if it left the cache since the check above.
+                pixels = image if image is not None else decode_upload(body, media_type)
+                state = self.engine.embed_image(key, pixels, cancel)
+            embeddings = self.engine.embeddings(state) if with_embeddings else None
+            return Upload(state, embeddings, cached)
+
+        upload, timing = await self._compute(request, deadline, job)
+        return key, upload, timing
+
+    async def _compute(
+        self, request: Request, deadline: Deadline, job: Callable[[threading.Event], T]
+    ) -> tuple[T, str]:
+        """Run `job` on the GPU thread under admission, the deadline and disconnect watch.
+        Returns its result and a Server-Timing header value."""
+        queued = time.perf_counter()
+        async with self.admission.slot():
+            started = time.perf_counter()
+            cancel = threading.Event()
+            work = asyncio.ensure_future(self.engine.run(job, cancel))
+            gone = asyncio.ensure_future(until_disconnected(request))
+            try:
+                done, _ = await asyncio.wait(
+                    {work, gone}, timeout=deadline.remaining(), return_when="FIRST_COMPLETED"
+                )
+            finally:
+                gone.cancel()
+            if work not in done:
+                # Stop at the next stage boundary; the slot stays taken until the GPU is free.
+                cancel.set()
+                await asyncio.wait({work})
+                if gone in done:
+                    raise ClientGone()
+                raise ApiError(
+                    504, f"the work did not finish within {self.settings.deadline_s:g} s"
+                )
+            try:
+                result = work.result()
+            except Cancelled:
+                raise ApiError(504, "the work was stopped") from None
+            except InputError as exc:
+                raise ApiError(422, str(exc)) from None
+        compute_ms = (time.perf_counter() - started) * 1000
+        queue_ms = (started - queued) * 1000
+        return result, f"queue;dur={queue_ms:.1f}, compute;dur={compute_ms:.1f}"
+
+
+def _parsed[T](parse: Callable[[], T]) -> T:
+    try:
+        return parse()
+    except (WireError, InputError) as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _query_dtype(request: Request) -> str:
+    unknown = sorted(set(request.query_params) - {"dtype"})
+    if unknown:
+        raise ApiError(400, f"unknown query parameter {unknown[0]!r}; this route takes dtype")
+    return _parsed(lambda: wire_dtype(request.query_params.get("dtype")))
+
+
+def _binary(body: bytes, timing: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body, media_type=MEDIA_TYPE, headers={"Server-Timing": timing, **(headers or {})}
+    )

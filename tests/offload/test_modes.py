@@ -1,0 +1,123 @@
+"""Every offload mode gives the same masks, natively, against a live server on 127.0.0.1.
+
+The client (the session's Predictor) and the server (its own Engine on its GPU thread,
+served by uvicorn) load the conformance checkpoint; each mode encodes picture1 and decodes
+the official prompts. Masks must match the official implementation's (IoU >= 0.999) and the
+client mode's; a server that goes away leaves a working client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sandseg.offload.client import OffloadClient, UrllibTransport
+from sandseg.offload.session import MODES, OffloadSession
+from sandseg.server.thread import ServerThread
+
+PROMPTS = {
+    "center_point": {"point_coords": [[384, 385]], "point_labels": [1]},
+    "center_box": {"box": [192, 192, 576, 577]},
+}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, converted_weights, offload_engine):
+    bundle = tmp_path_factory.mktemp("empty-bundle")
+    with ServerThread(bundle, converted_weights, engine=offload_engine) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def session(predictor, live_server) -> OffloadSession:
+    session = OffloadSession(predictor, OffloadClient(UrllibTransport(live_server.url)))
+    asyncio.run(session.connect())
+    return session
+
+
+def masks_iou(got: np.ndarray, want: np.ndarray) -> list[float]:
+    got, want = got.reshape(want.shape).astype(bool), want.astype(bool)
+    inter = np.logical_and(got, want).reshape(len(want), -1).sum(1)
+    union = np.logical_or(got, want).reshape(len(want), -1).sum(1)
+    return list(inter / np.maximum(union, 1))
+
+
+def run(session: OffloadSession, image: np.ndarray, prompt: str):
+    h, w, _ = image.shape
+    result = asyncio.run(session.set_image(image.tobytes(), h, w, 3))
+    prediction = asyncio.run(session.predict(**PROMPTS[prompt], multimask_output=True))
+    masks = np.frombuffer(prediction.masks, np.uint8).reshape(prediction.shape)
+    return result, prediction, masks
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "auto"])
+def test_every_mode_gives_the_official_masks(session, reference, mode) -> None:
+    session.set_mode(mode)
+    result, prediction, masks = run(session, reference["image_rgb"], "center_point")
+    assert result.mode == mode and session.image_mode == mode
+    want = reference["center_point__multi__masks"].reshape(masks.shape)
+    ious = masks_iou(masks, want)
+    assert min(ious) >= 0.999, f"{mode}: IoU with the official masks {ious}"
+    iou_pred = reference["center_point__multi__iou_predictions"].ravel()
+    np.testing.assert_allclose(prediction.iou, iou_pred, atol=2e-3)
+    if mode == "client":
+        assert result.upload_bytes == result.download_bytes == 0
+    else:
+        assert result.upload_bytes > 0, "a remote mode that sent nothing"
+
+
+def test_auto_runs_the_planners_choice_and_says_why(session, reference) -> None:
+    session.set_mode("auto")
+    result, _, masks = run(session, reference["image_rgb"], "center_box")
+    plan = session.planner.last_plan
+    assert plan is not None and result.mode == plan.choice.mode
+    assert result.reason.startswith("auto: ") and plan.choice.mode in result.reason
+    assert len(plan.estimates) == 8, "client, 5 splits, split:image and server"
+    want = reference["center_box__multi__masks"].reshape(masks.shape)
+    assert min(masks_iou(masks, want)) >= 0.999
+
+
+def test_the_server_never_encodes_the_same_image_twice(session, reference) -> None:
+    session.set_mode("server")
+    first, _, _ = run(session, reference["image_rgb"], "center_point")
+    again, _, _ = run(session, reference["image_rgb"], "center_point")
+    assert again.server_seconds < 0.05, f"re-encoded: {again.server_seconds:.2f} s on the server"
+    assert again.upload_bytes == first.upload_bytes
+
+
+def test_a_server_that_goes_away_leaves_a_working_client(
+    predictor, converted_weights, offload_engine, reference, tmp_path: Path
+) -> None:
+    with ServerThread(tmp_path, converted_weights, engine=offload_engine) as server:
+        session = OffloadSession(predictor, OffloadClient(UrllibTransport(server.url)))
+        asyncio.run(session.connect(probe=False))
+        session.set_mode("server")
+        run(session, reference["image_rgb"], "center_point")
+        server.stop()
+    # The next click finds no server: the client encodes the image itself and answers.
+    prediction = asyncio.run(session.predict(**PROMPTS["center_point"]))
+    masks = np.frombuffer(prediction.masks, np.uint8).reshape(prediction.shape)
+    want = reference["center_point__multi__masks"].reshape(masks.shape)
+    assert min(masks_iou(masks, want)) >= 0.999
+    assert session.mode == "client" and session.image_mode == "client"
+    assert session.notice and "switched to client mode" in session.notice
+    # And a new image in a remote mode falls back the same way.
+    session.set_mode("split:layers.1")
+    result, _, _ = run(session, reference["image_rgb"], "center_point")
+    assert result.mode == "client" and "did not answer" in result.reason
+
+
+def test_modes_are_checked(session) -> None:
+    from sandseg.predictor import InputError
+
+    with pytest.raises(InputError, match=r"unknown mode 'split:layers\.9'"):
+        session.set_mode("split:layers.9")
+    client_only = OffloadSession(session.predictor, None)
+    with pytest.raises(InputError, match="needs a server"):
+        client_only.set_mode("server")
+    server_only = OffloadSession(None, session.client)
+    with pytest.raises(InputError, match="needs the model on this device"):
+        server_only.set_mode("split:image")
