@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from ..offload import messages
 from ..offload.wire import MEDIA_TYPE, WireError, wire_dtype
@@ -80,14 +80,18 @@ class OffloadApi:
         )
         self.stage_index = {stage.name: i for i, stage in enumerate(engine.stages)}
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
+        api = [
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/model", self.model, methods=["GET"]),
+            Route("/stages/{stage}", self.run_stages, methods=["POST"]),
+            Route("/images", self.upload_image, methods=["POST"]),
+            Route("/images/embeddings", self.image_embeddings, methods=["POST"]),
+            Route("/images/{sha}/predict", self.predict, methods=["POST"]),
+        ]
         return [
-            Route(f"{PREFIX}/openapi.json", self.openapi, methods=["GET"]),
-            Route(f"{PREFIX}/model", self.model, methods=["GET"]),
-            Route(f"{PREFIX}/stages/{{stage}}", self.run_stages, methods=["POST"]),
-            Route(f"{PREFIX}/images", self.upload_image, methods=["POST"]),
-            Route(f"{PREFIX}/images/embeddings", self.image_embeddings, methods=["POST"]),
-            Route(f"{PREFIX}/images/{{sha}}/predict", self.predict, methods=["POST"]),
+            # Mounted, so that a wrong method on an API route is 405, not the static files' 404.
+            Mount(PREFIX, routes=api),
             Route("/healthz", self.health, methods=["GET"]),
             Route("/readyz", self.ready, methods=["GET"]),
         ]
@@ -232,6 +236,8 @@ class OffloadApi:
             return Upload(state, embeddings, cached)
 
         upload, timing = await self._compute(request, deadline, job)
+        if upload.cached:  # so that clients do not mistake a cache hit for a fast server
+            timing += ', cache;desc="hit"'
         return key, upload, timing
 
     async def _compute(
@@ -255,6 +261,9 @@ class OffloadApi:
                 # Stop at the next stage boundary; the slot stays taken until the GPU is free.
                 cancel.set()
                 await asyncio.wait({work})
+                # Its outcome (Cancelled, as a rule) is expected: retrieve it, or asyncio logs
+                # "Task exception was never retrieved" with a traceback for every such request.
+                work.exception()
                 if gone in done:
                     raise ClientGone()
                 raise ApiError(

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from ..weights.convert import verify_weights
@@ -78,7 +78,7 @@ def create_app(
             raise HTTPException(404, "not found")
         return FileResponse(path)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/api/config", config, methods=["GET"]),
         Route("/weights/{sha}.safetensors", weights_file, methods=["GET"]),
     ]
@@ -101,7 +101,8 @@ def create_app(
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _api_error(request: Request, exc: ApiError) -> Response:

@@ -104,11 +104,15 @@ class Engine:
             return state
 
     def measure(self, repeat: int = 2) -> ServerProfile:
-        """Time preprocessing, every stage and one decode on a synthetic image (medians)."""
+        """Time preprocessing, every stage and one decode on a synthetic image (medians of
+        `repeat` runs after a first that compiles the pipelines), on the GPU thread."""
+        return self._executor.submit(self._measure, repeat).result()
+
+    def _measure(self, repeat: int) -> ServerProfile:
         runs: dict[str, list[float]] = {}
         image = bytes(range(256)) * (IMG_SIZE * 768 * 3 // 256)
         view = memoryview(image).cast("B", (768, IMG_SIZE, 3))
-        for _ in range(repeat + 1):  # the first run compiles the pipelines
+        for _ in range(repeat + 1):
             times = self._timed_image(view)
             for part, seconds in times.items():
                 runs.setdefault(part, []).append(seconds)

@@ -12,13 +12,16 @@ from collections.abc import Collection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..predictor import InputError
+
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MIN_TOKEN_CHARS = 16
 # Close code for a refused WebSocket handshake ("policy violation"); the server answers 403.
 _WS_POLICY = 1008
 
 
-class BindError(ValueError):
+# An InputError, so that `sandseg serve` reports it in one line and exits with 2.
+class BindError(InputError):
     """The host and token given to `sandseg serve` would expose the server."""
 
 

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from ..offload.messages import decode_image
-from ..predictor import InputError, check_image_size
+from ..predictor import MAX_IMAGE_PIXELS, InputError, check_image_size
 from .http_errors import ApiError
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -44,7 +44,14 @@ def _decode_file(body: bytes, media_type: str) -> np.ndarray:
                 if image.mode not in ("RGB", "RGBA", "L"):
                     image = image.convert("RGB")
                 return np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        # Pillow refuses the largest sizes from the header before our own check sees them.
+        raise ApiError(
+            422,
+            f"the image is over {MAX_IMAGE_PIXELS / 1e6:.1f} MP, the most the runtime takes: "
+            "downscale it first",
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise ApiError(
             422, f"the body is not a readable {kind} image (declared as {media_type})"
         ) from None

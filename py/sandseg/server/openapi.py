@@ -67,6 +67,12 @@ def openapi_document(stage_names: list[str]) -> dict[str, Any]:
         "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     }
     paths = {
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document (needs no token)",
+                "responses": {"200": _json("the OpenAPI 3.1 document", {})},
+            }
+        },
         "/api/v1/model": {
             "get": {
                 "summary": "The model: weights sha256, stages with boundary shapes, server profile",
