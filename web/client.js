@@ -7,6 +7,7 @@
 //   await client.setImage(fileOrUrlOrBitmap);         // -> {width, height, encoderMs, backend}
 //   await client.predict({points: [[x, y]], labels: [1], box: null, maskInput: null,
 //                         multimask: true});          // coordinates in original-image pixels
+//   await client.setMode("split:layers.1");           // or auto, client, server, split:image
 
 // Decode pixel values as stored (PIL ignores colour profiles too), oriented as displayed.
 const DECODE_OPTIONS = { colorSpaceConversion: "none", imageOrientation: "from-image" };
@@ -64,10 +65,12 @@ function checkSize({ width, height }, maxPixels) {
   }
 }
 
+// -> {bitmap, file, fileType}: the decoded picture, and the file's own bytes when there is a
+// file (uploaded instead of the pixels when the server encodes the image: much smaller).
 async function decodeImage(source, maxPixels) {
   if (source instanceof ImageBitmap) {
     checkSize(source, maxPixels);
-    return createImageBitmap(source);
+    return { bitmap: await createImageBitmap(source), file: null, fileType: "" };
   }
   let blob = source;
   let name = source?.name ?? "the file";
@@ -83,14 +86,23 @@ async function decodeImage(source, maxPixels) {
   if (blob.size === 0) throw new Error(`${name} is empty (0 bytes)`);
   const size = await headerSize(blob);
   if (size) checkSize(size, maxPixels);
+  let bitmap;
   try {
-    return await createImageBitmap(blob, DECODE_OPTIONS);
+    bitmap = await createImageBitmap(blob, DECODE_OPTIONS);
   } catch (err) {
     throw new Error(
       `could not read ${name} as an image: it is not a picture this browser can decode, ` +
         `or it is corrupt (${err.message})`,
     );
   }
+  return { bitmap, file: await blob.arrayBuffer(), fileType: blob.type };
+}
+
+// The API token for a server bound beyond loopback: given to the page as #token=... (the
+// fragment never leaves the browser).
+function tokenFromUrl() {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
 }
 
 export class SandsegClient extends EventTarget {
@@ -102,6 +114,7 @@ export class SandsegClient extends EventTarget {
     this.adapter = null;
     this.backend = null;
     this.maxImagePixels = null;
+    this.modes = null; // {mode, clientAvailable, serverAvailable, serverError, notice, plan}
     this.cspViolations = [];
     this._fatal = false;
     this._pending = new Map();
@@ -125,9 +138,13 @@ export class SandsegClient extends EventTarget {
       this._fail(`could not read the server configuration (/api/config): ${err.message}`);
       throw err;
     }
-    const ready = await this._request({ type: "init", config });
+    const ready = await this._request({
+      type: "init",
+      config: { ...config, token: tokenFromUrl() },
+    });
     this.adapter = ready.adapter;
     this.backend = ready.backend;
+    this.modes = ready.modes;
     this.maxImagePixels = ready.maxImagePixels;
     this.timings = { ...ready.timings };
     this._setState("ready");
@@ -139,9 +156,11 @@ export class SandsegClient extends EventTarget {
   async setImage(source) {
     try {
       const { maxImagePixels } = await this._ready;
-      const bitmap = await decodeImage(source, maxImagePixels);
-      const result = await this._request({ type: "setImage", bitmap }, [bitmap]);
+      const { bitmap, file, fileType } = await decodeImage(source, maxImagePixels);
+      const transfer = file ? [bitmap, file] : [bitmap];
+      const result = await this._request({ type: "setImage", bitmap, file, fileType }, transfer);
       this.timings.encoderMs = result.encoderMs;
+      this._noticed(result.notice);
       this.lastResult = null;
       this._recovered();
       return result;
@@ -160,11 +179,34 @@ export class SandsegClient extends EventTarget {
       const result = withBase64(await this._request({ type: "predict", ...prompt }));
       this.timings.decoderMs = result.decoderMs;
       this.lastResult = result;
+      this._noticed(result.notice);
       this._recovered();
       return result;
     } catch (err) {
       throw this._reject(err);
     }
+  }
+
+  /** Where the work runs: "auto", "client", "server", "split:image" or "split:<stage>"
+   * (e.g. "split:layers.1": this device runs the encoder through layers.1). Applies from the
+   * next image. Resolves to the mode state {mode, clientAvailable, serverAvailable, ...}. */
+  async setMode(mode) {
+    try {
+      await this._ready;
+      this.modes = { ...this.modes, ...(await this._request({ type: "setMode", mode })) };
+      this.dispatchEvent(new CustomEvent("mode", { detail: this.modes }));
+      return this.modes;
+    } catch (err) {
+      throw this._reject(err);
+    }
+  }
+
+  // A fallback happened (server gone, GPU lost): the mode changed under the page's feet.
+  _noticed(notice) {
+    if (!notice || notice === this.modes?.notice) return;
+    const mode = notice.includes("switched to server") ? "server" : "client";
+    this.modes = { ...this.modes, notice, mode };
+    this.dispatchEvent(new CustomEvent("mode", { detail: this.modes }));
   }
 
   /** Testing GP-1: lose the GPU device as a driver reset would; the next call recovers. */
@@ -255,9 +297,21 @@ window.sandseg = {
       shape: r.shape,
       iouPredictions: r.iouPredictions,
       lowResMasksBase64: r.lowResMasksBase64,
+      lowResShape: r.lowResShape,
       decoderMs: r.decoderMs,
       backend: r.backend,
+      mode: r.mode,
+      notice: r.notice,
+      uploadBytes: r.uploadBytes,
+      downloadBytes: r.downloadBytes,
+      serverMs: r.serverMs,
     };
+  },
+  async setMode(mode) {
+    return getClient().setMode(mode);
+  },
+  get modes() {
+    return client?.modes ?? null;
   },
   get lastResult() {
     return client?.lastResult ?? null;

@@ -7,12 +7,31 @@
 import { getClient } from "./client.js";
 
 const SAMPLES = ["picture1.jpg", "picture2.jpg", "dogs.jpg"];
-const BACKEND_NAMES = { webgpu: "WebGPU client", server: "server" };
+// Where a result came from (GP-2): the mode that encoded the image.
+const MODES = [
+  ["auto", "Auto (planner picks)"],
+  ["client", "Client: all on this GPU"],
+  ["split:patch_embed", "Split after patch_embed"],
+  ["split:layers.0", "Split after layers.0"],
+  ["split:layers.1", "Split after layers.1"],
+  ["split:layers.2", "Split after layers.2"],
+  ["split:layers.3", "Split after layers.3"],
+  ["split:image", "Server encodes, client decodes"],
+  ["server", "Server: all on the server"],
+];
+function backendName(mode) {
+  if (mode === "client") return "WebGPU client";
+  if (mode === "server") return "server";
+  if (mode === "split:image") return "server encoder + WebGPU decoder";
+  if (mode?.startsWith("split:")) return `split after ${mode.slice(6)} (WebGPU + server)`;
+  return mode;
+}
 const LOAD_STAGES = [
   ["pyodide", "Pyodide"],
   ["package", "sandseg package"],
   ["weights", "Weights"],
   ["pipelines", "Pipeline compilation"],
+  ["server", "Offload server"],
   ["encoding", "Image encoding"],
 ];
 // client.timings keys of the first-load breakdown, in load order.
@@ -64,6 +83,7 @@ const state = {
   workerHasCommit: false,
   encoderMs: null,
   decoderMs: null,
+  imageInfo: null, // the last setImage result: mode, reason, bytes up and down
 };
 const sched = {
   inFlight: false,
@@ -207,6 +227,11 @@ function buildView() {
     "Cut-out PNG",
   );
   view.timings = el("dl", { class: "timings", id: "timings" });
+  view.modeSelect = el("select", { id: "mode-select", onchange: onModeChange, disabled: true });
+  view.modeSelect.append(...MODES.map(([value, label]) => el("option", { value }, label)));
+  view.modeReason = el("p", { class: "mode-reason", id: "mode-reason" }, "");
+  view.modeNotice = el("p", { class: "mode-notice", id: "mode-notice", role: "status" });
+  view.modeNotice.hidden = true;
 
   const sidebar = el(
     "aside",
@@ -218,6 +243,13 @@ function buildView() {
       view.multimask.root,
       view.hover.root,
       el("div", { class: "button-row" }, view.undo, view.clear),
+    ),
+    panel(
+      "Where it runs",
+      el("label", { class: "mode-label", htmlFor: "mode-select" }, "Mode "),
+      view.modeSelect,
+      view.modeNotice,
+      view.modeReason,
     ),
     panel("Masks", view.masks),
     panel("Export", el("div", { class: "button-row" }, view.exportMask, view.exportCutout)),
@@ -302,7 +334,7 @@ function hideError() {
 
 function onReady(detail = {}) {
   state.ready = true;
-  state.backend = detail.backend ?? state.backend ?? "webgpu";
+  state.backend = detail.backend ?? state.backend ?? null;
   state.adapter = detail.adapter ?? "";
   LOAD_STAGES.slice(0, -1).forEach(([id]) => view.loading.steps.get(id).classList.add("done"));
   for (const waiter of readyWaiters) waiter.resolve();
@@ -310,6 +342,46 @@ function onReady(detail = {}) {
   refreshLoading();
   renderBadge();
   renderTimings();
+  renderModes();
+}
+
+// ---- Modes: where the work runs ------------------------------------------------------------
+
+function renderModes() {
+  const modes = client.modes;
+  if (!modes) return;
+  view.modeSelect.disabled = false;
+  for (const option of view.modeSelect.options) {
+    const needsClient = option.value !== "server" && option.value !== "auto";
+    const needsServer = option.value !== "client";
+    option.disabled =
+      (needsClient && !modes.clientAvailable) || (needsServer && !modes.serverAvailable);
+  }
+  view.modeSelect.value = modes.mode;
+  view.modeNotice.hidden = !modes.notice && !modes.serverError;
+  view.modeNotice.textContent = modes.notice ?? modes.serverError ?? "";
+  const info = state.imageInfo;
+  if (info) {
+    const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
+    const traffic =
+      info.uploadBytes || info.downloadBytes
+        ? ` · up ${mb(info.uploadBytes)}, down ${mb(info.downloadBytes)}, server ${fmtMs(info.serverMs)}`
+        : "";
+    view.modeReason.textContent = `This image: ${backendName(info.mode)}${traffic}. ${info.reason}`;
+  } else {
+    view.modeReason.textContent =
+      modes.mode === "auto" ? "The planner picks a mode for each new image." : "";
+  }
+}
+
+async function onModeChange() {
+  try {
+    await client.setMode(view.modeSelect.value);
+    hideError();
+  } catch (error) {
+    showError(`Could not change the mode: ${messageOf(error)}`);
+  }
+  renderModes();
 }
 
 // Non-fatal errors (a bad prompt) also reject the call that caused them, which shows them;
@@ -334,7 +406,7 @@ function whenReady() {
 
 function renderBadge() {
   const backend = state.result?.backend ?? state.preview?.backend ?? state.backend;
-  view.badge.textContent = `Backend: ${backend ? (BACKEND_NAMES[backend] ?? backend) : "–"}`;
+  view.badge.textContent = `Backend: ${backend ? backendName(backend) : "–"}`;
   view.badge.dataset.backend = backend ?? "";
   view.badge.title = state.adapter ? `Adapter: ${state.adapter}` : "";
 }
@@ -409,6 +481,7 @@ async function openImage(blob, name) {
   state.image = { bitmap, width: bitmap.width, height: bitmap.height, name, token };
   Object.assign(state, { encoded: false, encoding: true, prompts: [], result: null });
   Object.assign(state, { preview: null, workerHasCommit: false, encoderMs: null, decoderMs: null });
+  state.imageInfo = null;
   Object.assign(sched, { commit: false, refine: true, hover: null });
   view.stage.dataset.image = "encoding";
   view.imageInfo.textContent = `${name} · ${bitmap.width} × ${bitmap.height}`;
@@ -426,6 +499,7 @@ async function openImage(blob, name) {
     state.encoded = !state.failed;
     state.encoderMs = info.encoderMs ?? null;
     state.backend = info.backend ?? state.backend;
+    state.imageInfo = info;
     view.stage.dataset.image = "ready";
   } catch (error) {
     if (token !== state.imageToken) return;
@@ -692,6 +766,7 @@ function renderControls() {
 }
 
 function renderAll() {
+  renderModes();
   renderControls();
   renderMaskChoices();
   renderBadge();
@@ -977,6 +1052,7 @@ function wire() {
   client.addEventListener("progress", (event) => showProgress(event.detail ?? {}));
   client.addEventListener("ready", (event) => onReady(event.detail ?? {}));
   client.addEventListener("error", (event) => onClientError(event.detail ?? event));
+  client.addEventListener("mode", () => renderModes());
   const canvas = view.markerCanvas;
   canvas.addEventListener("pointerdown", onPointerDown);
   canvas.addEventListener("pointermove", onPointerMove);

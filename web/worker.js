@@ -3,7 +3,6 @@
 // one at a time. Protocol (see client.js): init, setImage, predict -> progress, ready,
 // result, error. All GPU work is Python (sandseg.worker_api); this file only moves bytes.
 
-const BACKEND = "webgpu";
 const WEIGHTS_CACHE = "sandseg-weights";
 const PYODIDE_DIR = "pyodide/";
 const CORE_FILES = [
@@ -20,8 +19,7 @@ let bootError = null;
 let pyodide = null;
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
-const progress = (stage, fraction, message) =>
-  post({ type: "progress", stage, fraction, message });
+const progress = (stage, fraction, message) => post({ type: "progress", stage, fraction, message });
 
 // Violations inside the worker are not seen by the page: report them (WB-1 tests count them).
 self.addEventListener("securitypolicyviolation", (event) =>
@@ -146,19 +144,33 @@ async function init({ config }) {
   await pyodide.loadPackage("sandseg", { messageCallback: () => {}, errorCallback: console.warn });
   api = pyodide.pyimport("sandseg.worker_api");
   const t3 = performance.now();
-  const weights = await loadWeights(config.weights);
-  const t4 = performance.now();
-  progress("weights", 1, "uploading weights to the GPU");
-  const loading = api.Session();
-  await loading.start(weights.bytes);
-  const t5 = performance.now();
-  progress("pipelines", null, "compiling GPU pipelines");
-  await loading.compile_pipelines();
+  const loading = api.Session(config.token ?? null);
+  // A browser that cannot run the model (no WebGPU, limits too small, out of memory) still
+  // works: everything then runs on the server (GP-1, GP-4, GP-6).
+  let clientProblem = await loading.open_device();
+  let weights = { cached: false };
+  let t4 = performance.now();
+  let t5 = t4;
+  if (!clientProblem) {
+    weights = await loadWeights(config.weights);
+    t4 = performance.now();
+    progress("weights", 1, "uploading weights to the GPU");
+    clientProblem = await loading.load_model(weights.bytes);
+    t5 = performance.now();
+    if (!clientProblem) {
+      progress("pipelines", null, "compiling GPU pipelines");
+      await loading.compile_pipelines();
+    }
+  }
   const t6 = performance.now();
-  session = loading; // only a fully loaded model serves requests
+  progress("server", null, "connecting to the offload server");
+  const modes = plain(await loading.connect(clientProblem ?? null));
+  const t7 = performance.now();
+  session = loading; // only a fully loaded session serves requests
   return {
     type: "ready",
-    backend: BACKEND,
+    backend: modes.mode,
+    modes,
     adapter: session.adapter,
     maxImagePixels: session.max_image_pixels,
     timings: {
@@ -170,13 +182,15 @@ async function init({ config }) {
       weightsUploadMs: t5 - t4,
       weightsCached: weights.cached,
       pipelinesMs: t6 - t5,
+      connectMs: t7 - t6,
       wasmBytes: wasmBytes(),
     },
   };
 }
 
-// ImageBitmap -> RGBA bytes -> Python (which uploads them to the GPU) -> encoder.
-async function setImage({ bitmap }) {
+// ImageBitmap -> RGBA bytes -> Python, which encodes the image where the mode says (the file's
+// own bytes, when there is a file, are what travels if the server encodes it).
+async function setImage({ bitmap, file = null, fileType = "" }) {
   const { width, height } = bitmap;
   try {
     api.check_image_size(width, height); // too big for the GPU limits: raises, in words
@@ -186,9 +200,11 @@ async function setImage({ bitmap }) {
     const pixels = context.getImageData(0, 0, width, height).data;
     progress("encoding", null, `encoding a ${width} x ${height} image`);
     const t0 = performance.now();
-    await session.set_image(pixels, width, height);
+    const bytes = file ? new Uint8Array(file) : null;
+    const out = await session.set_image(pixels, width, height, bytes, fileType);
     const encoderMs = performance.now() - t0;
-    return { type: "result", result: { width, height, encoderMs, backend: BACKEND } };
+    const result = { width, height, encoderMs, backend: out.mode, ...plain(out) };
+    return { type: "result", result };
   } finally {
     bitmap.close();
   }
@@ -210,11 +226,26 @@ async function predict(message) {
     shape: out.shape,
     iouPredictions: out.iouPredictions,
     lowResMasks: out.lowResMasks,
+    lowResShape: out.lowResShape,
     decoderMs: performance.now() - t0,
-    backend: BACKEND,
+    backend: out.mode,
+    mode: out.mode,
+    notice: out.notice,
+    uploadBytes: out.uploadBytes,
+    downloadBytes: out.downloadBytes,
+    serverMs: out.serverMs,
     wasmBytes: wasmBytes(),
   };
   return { type: "result", result, transfer: [out.masks.buffer, out.lowResMasks.buffer] };
+}
+
+async function setMode({ mode }) {
+  return { type: "result", result: plain(session.set_mode(mode)) };
+}
+
+// Python dicts arrive as JS objects already; this copes with a proxy too.
+function plain(value) {
+  return value?.toJs ? value.toJs({ dict_converter: Object.fromEntries }) : value;
 }
 
 async function loseDevice() {
@@ -222,7 +253,7 @@ async function loseDevice() {
   return { type: "result", result: null };
 }
 
-const HANDLERS = { init, setImage, predict, loseDevice };
+const HANDLERS = { init, setImage, predict, setMode, loseDevice };
 
 // Python errors carry a traceback: the page shows the last line, without the module path.
 function describe(err) {

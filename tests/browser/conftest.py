@@ -75,21 +75,15 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def weights_file(converted_weights: Path) -> Path:
     """The conformance checkpoint (seeded random MobileSAM weights) as .safetensors."""
-    from sandseg.weights import convert_checkpoint
-
-    checkpoint = CONFORMANCE / "mobile_sam_seed1234.pt"
-    if not checkpoint.is_file():
-        pytest.fail(f"browser tier: {checkpoint} is missing", pytrace=False)
-    out = tmp_path_factory.mktemp("weights") / "mobile_sam_seed1234.safetensors"
-    convert_checkpoint(checkpoint, out)
-    return out
+    return converted_weights
 
 
 @pytest.fixture(scope="session")
-def server(bundle_dir: Path, weights_file: Path) -> Iterator[Server]:
-    with Server(bundle_dir, weights_file) as running:
+def server(bundle_dir: Path, weights_file: Path, offload_engine: Any) -> Iterator[Server]:
+    """The app with the offload API, its model on the native GPU (lavapipe)."""
+    with Server(bundle_dir, weights_file, engine=offload_engine) as running:
         yield running
 
 
@@ -178,9 +172,11 @@ def open_app(browser: Any, server: Server) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def app_page(open_app: Any) -> Page:
-    """The app, booted to `ready` once for the session (the adapter goes in the summary)."""
+    """The app, booted to `ready` once for the session (the adapter goes in the summary), in
+    client mode: everything on the browser's WebGPU."""
     page = open_app()
     page.wait_for_status("ready")
+    page.evaluate("() => window.sandseg.setMode('client')")
     ready = page.evaluate(
         "() => ({adapter: window.sandseg.getClient().adapter, timings: window.sandseg.timings})"
     )

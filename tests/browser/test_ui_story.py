@@ -113,6 +113,11 @@ def test_ui_story(open_app: Any, tmp_path: Path) -> None:
 
     check_bad_files(page)
 
+    # Where it runs is chosen on the page: everything on this browser's GPU first.
+    expect(page.locator("#mode-select")).to_be_enabled()
+    page.select_option("#mode-select", "client")
+    page.wait_for_function("() => window.sandseg.modes.mode === 'client'")
+
     # Open the photo with the file picker; the encoder runs once.
     page.set_input_files("#file-input", str(DOGS))
     expect(page.locator("#image-info")).to_contain_text(f"dogs.jpg · {WIDTH} \u00d7 {HEIGHT}")
@@ -199,6 +204,18 @@ def test_ui_story(open_app: Any, tmp_path: Path) -> None:
     expect(page.locator("#export-mask")).to_be_disabled()
     assert page.evaluate(COUNT_OPAQUE, "mask-canvas")["opaque"] == 0
     assert page.evaluate(COUNT_OPAQUE, "marker-canvas")["opaque"] == 0
+
+    # Server mode from the page: the next image is encoded and decoded on the server, and the
+    # page says so (GP-2).
+    page.select_option("#mode-select", "server")
+    page.wait_for_function("() => window.sandseg.modes.mode === 'server'")
+    page.set_input_files("#file-input", str(DOGS))
+    expect(page.locator("#mode-reason")).to_contain_text("This image: server", timeout=ENCODE_MS)
+    expect(page.locator("#stage")).to_have_attribute("data-image", "ready")
+    page.mouse.click(*to_page(page, BLACK_DOG))
+    wait_results(page, 6)
+    expect(page.locator("#backend-badge")).to_have_text("Backend: server")
+    assert last_result(page)["shape"] == [3, HEIGHT, WIDTH]
 
     expect(page.locator("#error-banner")).to_be_hidden()
     assert page.inner_text("#status") == "ready"

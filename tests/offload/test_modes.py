@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sandseg.offload.client import OffloadClient, UrllibTransport
+from sandseg.offload.client import OffloadClient, Reply, UrllibTransport
 from sandseg.offload.session import MODES, OffloadSession
 from sandseg.server.thread import ServerThread
 
@@ -121,3 +121,28 @@ def test_modes_are_checked(session) -> None:
     server_only = OffloadSession(None, session.client)
     with pytest.raises(InputError, match="needs the model on this device"):
         server_only.set_mode("split:image")
+
+
+class BusyServer:
+    """The live server, except that every image upload is refused as busy (503)."""
+
+    def __init__(self, inner: UrllibTransport) -> None:
+        self.inner = inner
+
+    async def request(self, method, path, body, content_type):
+        if path.startswith("/api/v1/images"):
+            headers = {"retry-after": "2", "content-type": "application/json"}
+            return Reply(503, headers, b'{"error": "the server is busy"}', len(body), 31, 0.001)
+        return await self.inner.request(method, path, body, content_type)
+
+
+def test_a_busy_server_hands_the_image_to_the_client(predictor, live_server, reference) -> None:
+    transport = BusyServer(UrllibTransport(live_server.url))
+    session = OffloadSession(predictor, OffloadClient(transport))
+    asyncio.run(session.connect(probe=False))
+    session.set_mode("server")
+    result, _, masks = run(session, reference["image_rgb"], "center_point")
+    assert result.mode == "client" and "busy" in result.reason
+    assert session.mode == "server", "busy is not gone: the next image tries the server again"
+    want = reference["center_point__multi__masks"].reshape(masks.shape)
+    assert min(masks_iou(masks, want)) >= 0.999

@@ -280,6 +280,26 @@ def test_planner_replans_when_the_network_slows_down():
     assert p.last_plan.choice.first_mask_s == pytest.approx(4.2)
 
 
+def test_planner_replans_when_the_server_gets_busy():
+    p = planner()
+    p.set_client_speed_ratio(10.0)  # unmeasured client = CLIENT
+    p.set_network(FAST)
+    assert p.plan(SIZES).choice.mode == "server"
+    # Requests now take 20x what the start-up profile says (queueing behind other users).
+    p.observe_server(expected_s=0.41, observed_s=8.2)
+    assert p.server_load == pytest.approx(20.0)
+    assert p.plan_changed(SIZES)
+    plan = p.last_plan
+    assert plan is not None and plan.choice.mode == "client"
+    assert plan.choice.first_mask_s == pytest.approx(4.2)
+    # split after layers.3 (the best remote mode left): client 3.9 s, neck 20 x 0.02 s on the
+    # server, plus the round trip, the upload, the download and the local decode.
+    split = 3.9 + 0.02 + 600_000 / 100e6 + 20 * 0.02 + 2_000_000 / 100e6 + 0.1
+    assert by_mode(plan.estimates)["split:layers.3"].first_mask_s == pytest.approx(split)
+    server = 0.02 + 0.005 + 20 * 0.41 + (0.02 + 0.00001 + 20 * 0.01 + 0.001)
+    assert by_mode(plan.estimates)["server"].first_mask_s == pytest.approx(server)
+
+
 def test_planner_without_server_profile_refuses_to_plan():
     with pytest.raises(RuntimeError, match="set_server_profile"):
         Planner().plan(SIZES)

@@ -73,6 +73,7 @@ class OffloadClient:
         self.bytes_up = 0
         self.bytes_down = 0
         self.server_seconds = 0.0
+        self.last_cached = False  # the last reply came from the server's image cache
 
     async def describe(self) -> ModelDescription:
         data = json.loads((await self._call("GET", f"{API}/model")).body)
@@ -126,7 +127,9 @@ class OffloadClient:
         reply = await self.transport.request(method, path, body, content_type)
         if reply.status >= 300:
             raise OffloadError(reply.status, f"the server answered {reply.status}: {_error(reply)}")
-        server_s = server_seconds(reply.headers.get("server-timing", ""))
+        timing = reply.headers.get("server-timing", "")
+        server_s = server_seconds(timing)
+        self.last_cached = 'desc="hit"' in timing
         self.bytes_up += reply.up_bytes
         self.bytes_down += reply.down_bytes
         self.server_seconds += server_s
@@ -181,8 +184,8 @@ class UrllibTransport:
             reply_headers = {k.lower(): v for k, v in exc.headers.items()}
             exc.close()
         except (OSError, TimeoutError) as exc:
-            message = f"the server at {self.base_url} did not answer: {exc}"
-            raise ServerUnreachable(0, message) from None
+            reason = getattr(exc, "reason", exc)
+            raise ServerUnreachable(0, f"no connection to {self.base_url}: {reason}") from None
         elapsed = time.perf_counter() - start
         data = gzip.decompress(raw) if reply_headers.get("content-encoding") == "gzip" else raw
         return Reply(status, reply_headers, data, len(body or b""), len(raw), elapsed)

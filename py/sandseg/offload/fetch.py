@@ -35,7 +35,7 @@ class FetchTransport:
             response = await js.fetch(path, to_js(init, dict_converter=js.Object.fromEntries))
             buffer = await response.arrayBuffer()
         except JsException as exc:
-            raise ServerUnreachable(0, f"the server did not answer ({exc})") from None
+            raise ServerUnreachable(0, f"no connection: {exc}") from None
         elapsed = (js.performance.now() - start) / 1000
         data = js.Uint8Array.new(buffer).to_bytes()
         reply_headers = {str(k).lower(): str(v) for k, v in response.headers.entries()}

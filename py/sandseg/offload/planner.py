@@ -188,6 +188,7 @@ class Planner:
         self._rtt_s: float | None = None
         self._up_bytes_per_s: float | None = None
         self._down_bytes_per_s: float | None = None
+        self._server_load: float | None = None
 
     def set_server_profile(self, profile: Profile) -> None:
         self.server_profile = profile
@@ -224,6 +225,18 @@ class Planner:
             self._up_bytes_per_s = self._smooth(self._up_bytes_per_s, up_bytes / seconds)
         else:
             self._down_bytes_per_s = self._smooth(self._down_bytes_per_s, down_bytes / seconds)
+
+    def observe_server(self, expected_s: float, observed_s: float) -> None:
+        """Learn how busy the server is: `observed_s` (its queue + compute for a request, from
+        Server-Timing) against `expected_s` (what its start-up profile says that work takes).
+        A busy server's times are scaled up in the next plans."""
+        if expected_s > 0:
+            self._server_load = self._smooth(self._server_load, observed_s / expected_s)
+
+    @property
+    def server_load(self) -> float:
+        """Observed / profiled server seconds (1.0 until observed)."""
+        return _or(self._server_load, 1.0)
 
     def set_network(self, network: Network) -> None:
         """Replace the current estimate; later observations smooth from it."""
@@ -263,7 +276,8 @@ class Planner:
                 "set_server_profile() with the server's description"
             )
         client = self.client_profile()
-        estimates = estimate_all(client, self.server_profile, self.network, sizes)
+        server = _scaled(self.server_profile, self.server_load)
+        estimates = estimate_all(client, server, self.network, sizes)
         self.last_plan = choose(estimates, self.objective, self.latency_budget_s)
         return self.last_plan
 
@@ -377,6 +391,14 @@ def _part_seconds(profile: Profile, part: str) -> float:
     if part == "decode":
         return profile.decode_seconds
     return profile.stage_seconds[part]
+
+
+def _scaled(profile: Profile, factor: float) -> Profile:
+    return Profile(
+        stage_seconds={stage: factor * s for stage, s in profile.stage_seconds.items()},
+        preprocess_seconds=factor * profile.preprocess_seconds,
+        decode_seconds=factor * profile.decode_seconds,
+    )
 
 
 def _profile_from(times: dict[str, float]) -> Profile:

@@ -136,13 +136,12 @@ class OffloadSession:
         mode, reason = self._resolve()
         try:
             result = await self._encode(mode)
-        except ServerUnreachable as exc:
-            if self.predictor is None:
+        except OffloadError as exc:
+            if self.predictor is None or not _client_can_take_over(exc):
                 raise
-            self.notice = f"the server did not answer ({exc}): switched to client mode"
-            self.mode = "client"
+            self._note_fallback(exc)
             result = await self._encode("client")
-            reason = self.notice
+            reason = self.notice or ""
         result.reason = reason
         self.image_mode = result.mode
         return result
@@ -151,16 +150,20 @@ class OffloadSession:
         if self.mode != "auto":
             return self.mode, f"{self.mode}, as chosen"
         if self.client is None or self.planner.server_profile is None:
-            return (
-                ("client", "auto: no server profile, so client")
-                if self.predictor
-                else (
-                    "server",
-                    "auto: the client cannot run the model",
-                )
-            )
+            return "client", "auto: no server profile, so client"
+        if self.predictor is None:
+            return "server", "auto: the client cannot run the model"
         plan = self.planner.plan(self.sizes())
         return plan.choice.mode, f"auto: {plan.reason}"
+
+    def _note_fallback(self, exc: OffloadError) -> None:
+        """The client takes over: for good when the server is gone, for this image when it
+        is only busy."""
+        if isinstance(exc, ServerUnreachable):
+            self.mode = "client"
+            self.notice = f"the server did not answer ({exc}): switched to client mode"
+        else:
+            self.notice = f"the server is busy ({exc}): this image ran on this device"
 
     async def _encode(self, mode: str) -> ImageResult:
         assert self._image is not None
@@ -183,6 +186,7 @@ class OffloadSession:
             body, media_type = upload or _pixels_body(pixels, height, width, channels)
             self._server_image, _ = await self.client.upload_image(body, media_type)
         up2, down2, server2 = self._traffic()
+        self._observe_server(mode, server2 - server)
         return ImageResult(
             mode=mode,
             reason="",
@@ -257,11 +261,10 @@ class OffloadSession:
             prediction = await self._predict_remotely(body)
             self._mask_bytes = self.client.bytes_down - before
             return prediction
-        except ServerUnreachable as exc:
-            if self.predictor is None:
+        except OffloadError as exc:
+            if self.predictor is None or not _client_can_take_over(exc):
                 raise
-            self.notice = f"the server did not answer ({exc}): switched to client mode"
-            self.mode = "client"
+            self._note_fallback(exc)
             result = await self._encode("client")
             self.image_mode = result.mode
             return await self._predict_locally(
@@ -310,6 +313,18 @@ class OffloadSession:
             mask_bytes=self._mask_bytes or _mask_bytes_guess(height, width, self.low_res),
         )
 
+    def _observe_server(self, mode: str, observed_s: float) -> None:
+        """Tell the planner how long the server took against what its profile predicts."""
+        profile = self.planner.server_profile
+        if profile is None or mode == "client" or self.client is None or self.client.last_cached:
+            return
+        if mode.startswith("split:") and mode != "split:image":
+            first = STAGES.index(mode[6:]) + 1
+            expected = sum(profile.stage_seconds[s] for s in STAGES[first:])
+        else:
+            expected = profile.preprocess_seconds + sum(profile.stage_seconds.values())
+        self.planner.observe_server(expected, observed_s)
+
     def _traffic(self) -> tuple[int, int, float]:
         if self.client is None:
             return 0, 0, 0.0
@@ -339,6 +354,11 @@ class _Lap:
         self.parts[part] = now - self.last
         self.observe(part, now - self.last)
         self.last = now
+
+
+def _client_can_take_over(exc: OffloadError) -> bool:
+    """No answer, or too busy to take the work: this device can do it instead."""
+    return isinstance(exc, ServerUnreachable) or exc.status == 503
 
 
 def _pixels_body(pixels: Any, height: int, width: int, channels: int) -> tuple[bytes, str]:
