@@ -1,4 +1,4 @@
-"""The `sandseg` command: info, bench, and (as they land) convert, segment, serve."""
+"""The `sandseg` command: info, convert, segment, serve, export-onnx, bench."""
 
 from __future__ import annotations
 
@@ -67,6 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-images", type=int, default=16, help="encoded images kept (default 16)"
     )
 
+    export = sub.add_parser(
+        "export-onnx", help="the MobileSAM graph as ONNX files (image encoder; prompt decoder)"
+    )
+    export.add_argument("--weights", required=True, help=".safetensors (or .pt) weights")
+    export.add_argument(
+        "--out",
+        required=True,
+        help="output folder for mobile_sam_encoder.onnx and mobile_sam_decoder.onnx",
+    )
+    export.add_argument(
+        "--num-points",
+        type=_positive_int,
+        metavar="N",
+        help="fix the decoder's prompt point count (default: dynamic, as SAM's own export)",
+    )
+
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     kernels = bench_sub.add_parser("kernels", help="every kernel at MobileSAM shapes vs numpy")
@@ -89,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the page in chromium (bundle from build.py, default web/dist)",
     )
 
+    offload = bench_sub.add_parser(
+        "offload", help="every offload mode in the browser against a live server"
+    )
+    offload.add_argument("--weights", required=True, help=".safetensors weights (with manifest)")
+    offload.add_argument("--bundle", default="web/dist", help="the built web bundle")
+    offload.add_argument("--image", required=True, help="the photo (fresh variants per run)")
+    offload.add_argument("--repeat", type=int, default=2, help="images per mode (median)")
+    offload.add_argument("--clicks", type=int, default=3, help="clicks per image")
+    offload.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
@@ -110,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             from .segment_cli import run_segment
 
             return run_segment(args, _progress)
+        if args.command == "export-onnx":
+            return _export_onnx(args)
         if args.command == "bench" and args.bench == "kernels":
             from .bench.kernels import run_kernel_bench
 
@@ -124,6 +152,20 @@ def main(argv: list[str] | None = None) -> int:
                 json_path=args.json,
                 progress=_progress,
                 browser_bundle=args.browser,
+            )
+        if args.command == "bench" and args.bench == "offload":
+            from pathlib import Path
+
+            from .bench.offload import run_offload_bench
+
+            return run_offload_bench(
+                Path(args.weights),
+                Path(args.bundle),
+                Path(args.image),
+                repeat=args.repeat,
+                clicks=args.clicks,
+                json_path=args.json,
+                progress=_progress,
             )
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -141,6 +183,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def _progress(message: str) -> None:
     print(f"sandseg: {message}", file=sys.stderr, flush=True)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from .export import export_onnx
+    except ModuleNotFoundError as exc:  # the optional `onnx` extra is not installed
+        print(
+            f"sandseg: error: export-onnx needs the {exc.name!r} package: "
+            "pip install 'sandseg[onnx]'",
+            file=sys.stderr,
+        )
+        return 2
+    export_onnx(Path(args.weights), Path(args.out), args.num_points, progress=_progress)
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -1,0 +1,28 @@
+"""ONNX export of the package's MobileSAM graph (needs the `onnx` extra: onnx and numpy).
+
+An edge module: the core never imports it. See `onnx_graph` for the models' inputs and
+outputs."""
+
+from .builder import OPSET
+from .onnx_graph import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    decoder_model,
+    encoder_model,
+    export_decoder,
+    export_encoder,
+    export_onnx,
+    load_weights,
+)
+
+__all__ = [
+    "DECODER_FILE",
+    "ENCODER_FILE",
+    "OPSET",
+    "decoder_model",
+    "encoder_model",
+    "export_decoder",
+    "export_encoder",
+    "export_onnx",
+    "load_weights",
+]
