@@ -369,7 +369,7 @@ HOSTILE = {
     ),
     "non_string_key": (
         top_level(valid_tensors(Pickle().ordered_dict()).int(1).int(2).setitem().stop(), TWO),
-        "non-string key 1",
+        "non-string key of type int",
     ),
     "model_and_state_dict": (
         top_level(
@@ -408,13 +408,30 @@ def test_total_bytes_budget(tmp_path: Path) -> None:
 
 
 def test_copied_views_count_against_the_budget(tmp_path: Path) -> None:
-    # Many partial views of one storage would each be copied: the budget stops that.
+    p = Pickle().ordered_dict().str("v").tensor("FloatStorage", "0", 4, 1, (3,), (1,))
+    path = write_archive(tmp_path / "c.pt", p.setitem().stop(), {"0": F32_4.data})
+    with pytest.raises(CheckpointError, match="max_total_bytes"):
+        read_pt(path, max_total_bytes=16 + 11)
+    assert read_pt(path, max_total_bytes=16 + 12)["v"].data == F32_4.data[4:]
+
+
+def test_overlapping_views_cannot_copy_more_than_the_storages_hold(tmp_path: Path) -> None:
+    # Found while fuzzing (CV-2): views rebuilt again and again from a few bytes of pickle copied or
+    # gathered far more than the file held, for seconds and hundreds of MiB.
     p = Pickle().ordered_dict()
     for index in range(10):
         p.str(f"v{index}").tensor("FloatStorage", "0", 4, 1, (3,), (1,)).setitem()
     path = write_archive(tmp_path / "c.pt", p.stop(), {"0": F32_4.data})
-    with pytest.raises(CheckpointError, match="max_total_bytes"):
-        read_pt(path, max_total_bytes=16 + 5 * 12)
+    with pytest.raises(CheckpointError, match="copy 24 bytes out of storages holding 16"):
+        read_pt(path)
+
+
+def test_deeply_nested_tuple_key_is_refused_before_it_is_hashed(tmp_path: Path) -> None:
+    # Found while fuzzing (CV-2): hashing a dict key of 200,000 nested tuples overflowed the C stack
+    # (a segfault); the opcode pre-scan now refuses nesting beyond MAX_TUPLE_DEPTH.
+    pkl = Pickle().empty_dict().raw(b"N" + b"\x85" * 200_000).str("x").setitem().stop()
+    with pytest.raises(CheckpointError, match="nests tuples more than 100 deep"):
+        read_pt(write_archive(tmp_path / "c.pt", pkl, {}))
 
 
 def test_pickle_size_cap(tmp_path: Path) -> None:

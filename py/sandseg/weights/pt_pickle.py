@@ -29,6 +29,12 @@ _ALLOWED_OPCODES = frozenset({
 })
 # fmt: on
 _PUT_OPCODES = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET_OPCODES = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_TUPLE_OPCODES = frozenset({"EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"})
+_SLICE = (pickletools.markobject, pickletools.stackslice)
+# A state dict nests tuples 3 deep. CPython hashes a nested tuple recursively in C with no
+# recursion check, so a dict key nested ~100,000 deep would crash the interpreter.
+MAX_TUPLE_DEPTH = 100
 
 
 class AllowedGlobal:
@@ -64,11 +70,56 @@ def _disallowed(qualname: str) -> CheckpointError:
     )
 
 
+class _TupleDepth:
+    """Follows how deeply tuples nest on the unpickler's stack, without running anything.
+
+    Only tuples count: hashing stops at a list or a dict (unhashable), and what an allowed
+    call or a persistent load returns is never a tuple.
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[int] = []  # the tuple depth of each stack item, 0 for non-tuples
+        self._marks: list[int] = []
+        self._memo: dict[object, int] = {}
+
+    def step(self, opcode: pickletools.OpcodeInfo, arg: object) -> int:
+        """Apply `opcode`'s stack effect; return the deepest nesting it pushes (or 0)."""
+        name = opcode.name
+        if name == "MARK":
+            self._marks.append(len(self._stack))
+            return 0
+        popped: list[int] = []
+        if pickletools.markobject in opcode.stack_before:
+            start = self._marks.pop() if self._marks else 0
+            popped, self._stack[start:] = self._stack[start:], []
+        for item in opcode.stack_before:
+            if item not in _SLICE:
+                popped.append(self._stack.pop() if self._stack else 0)
+        if name in _TUPLE_OPCODES:
+            pushed = [1 + max(popped, default=0)]
+        elif name == "DUP":
+            pushed = popped * 2
+        elif name == "MEMOIZE":
+            # The C unpickler memoizes at the number of filled memo slots.
+            pushed = popped
+            self._memo[len(self._memo)] = popped[0]
+        elif name in _GET_OPCODES:
+            pushed = [self._memo.get(arg, 0)]
+        else:
+            pushed = [0] * len(opcode.stack_after)
+        if name in _PUT_OPCODES:
+            self._memo[arg] = self._stack[-1] if self._stack else 0
+        self._stack += pushed
+        return max(pushed, default=0)
+
+
 def _prescan(data: bytes, allowed: Mapping[str, object]) -> None:
     # Walks the opcodes without executing them. Besides early, precise errors this bounds the
-    # memo: the C unpickler sizes its memo table from the largest PUT index it sees.
+    # memo (the C unpickler sizes its memo table from the largest PUT index it sees) and the
+    # nesting of tuples (see MAX_TUPLE_DEPTH).
     memo_size = 0
     end = 0
+    depth = _TupleDepth()
     for opcode, arg, pos in pickletools.genops(data):
         name = opcode.name
         if name in ("GLOBAL", "INST"):
@@ -86,6 +137,11 @@ def _prescan(data: bytes, allowed: Mapping[str, object]) -> None:
             memo_size = max(memo_size, arg + 1)
         elif name == "MEMOIZE":
             memo_size += 1
+        if depth.step(opcode, arg) > MAX_TUPLE_DEPTH:
+            raise CheckpointError(
+                f"data.pkl nests tuples more than {MAX_TUPLE_DEPTH} deep at byte {pos}: a "
+                "state dict never does; refusing it"
+            )
         end = (pos or 0) + 1
     if end != len(data):
         raise CheckpointError(f"data.pkl has {len(data) - end} bytes after its STOP opcode")

@@ -101,6 +101,12 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
         raise CheckpointError(
             f"archive has no member {name!r}: not a torch.save checkpoint"
         ) from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        # A compressed record can expand to far more than the file holds.
+        raise CheckpointError(
+            f"archive member {name!r} is compressed, but torch.save stores every record "
+            "uncompressed: re-save the checkpoint with torch.save"
+        )
     if info.file_size > limit:
         raise CheckpointError(f"archive member {name!r} is {info.file_size} bytes, over {limit}")
     try:
@@ -122,6 +128,7 @@ class _Loader:
         self._prefix = prefix
         self._budget = self._limit = max_total_bytes
         self._storages: dict[str, Storage] = {}
+        self._stored = self._copied = 0
 
     def charge(self, nbytes: int) -> None:
         """Account for `nbytes` about to be allocated; fail once over max_total_bytes."""
@@ -131,6 +138,20 @@ class _Loader:
                 "it is hostile or larger than expected; raise the limit only if you trust it"
             )
         self._budget -= nbytes
+
+    def charge_copy(self, nbytes: int) -> None:
+        """Account for a tensor copied out of a storage (a partial or strided view).
+
+        Views cannot copy more bytes than the storages hold: otherwise a few bytes of pickle,
+        rebuilding one view over and over, cost time and memory far beyond the file's size.
+        """
+        self._copied += nbytes
+        if self._copied > self._stored:
+            raise CheckpointError(
+                f"tensor views copy {self._copied} bytes out of storages holding {self._stored}: "
+                "views overlap; the file is hostile or corrupt"
+            )
+        self.charge(nbytes)
 
     def persistent_load(self, pid: object) -> Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
@@ -167,6 +188,7 @@ class _Loader:
                 f"{relation} the {stored} bytes stored in {name}: the file is corrupt"
             )
         self.charge(declared)
+        self._stored += declared
         return Storage(key, dtype, numel, _read_member(self._archive, name, declared))
 
 
@@ -214,7 +236,8 @@ def _tensor_dict(obj: dict[object, object], where: str) -> dict[str, HostTensor]
     tensors: dict[str, HostTensor] = {}
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise CheckpointError(f"{where} has a non-string key {key!r:.80}")
+            # The type only: a hostile key's repr can fail (deep nesting, huge integers).
+            raise CheckpointError(f"{where} has a non-string key of type {type(key).__name__}")
         if not isinstance(value, PtTensor):
             raise CheckpointError(
                 f"{where} entry {key!r} is not a tensor but {type(value).__name__}: "
@@ -252,13 +275,14 @@ def read_pt(
     """Read a `torch.save` zip checkpoint into {name: HostTensor}, in the file's order.
 
     Accepts a plain state dict, or a dict holding one under "model" or "state_dict".
-    `max_total_bytes` caps the storage and copied tensor bytes; raises `CheckpointError`.
+    `max_total_bytes` caps the storage and copied tensor bytes, and views may copy no more
+    than the storages hold; compressed records are refused. Raises `CheckpointError`.
     """
     with _open_archive(source) as archive:
         prefix = _find_prefix(archive)
         _check_byteorder(archive, prefix)
         data = _read_member(archive, f"{prefix}data.pkl", max_pickle_bytes)
         loader = _Loader(archive, prefix, max_total_bytes)
-        allowed = _allowed_globals(loader.charge)
+        allowed = _allowed_globals(loader.charge_copy)
         obj = restricted_unpickle(data, allowed, loader.persistent_load)
     return _state_dict(obj)
