@@ -160,6 +160,8 @@ export class SandsegClient extends EventTarget {
       const transfer = file ? [bitmap, file] : [bitmap];
       const result = await this._request({ type: "setImage", bitmap, file, fileType }, transfer);
       this.timings.encoderMs = result.encoderMs;
+      if (result.plan)
+        this.modes = { ...this.modes, plan: result.plan, estimates: result.estimates };
       this._noticed(result.notice);
       this.lastResult = null;
       this._recovered();

@@ -204,10 +204,13 @@ class Session:
         self._image = (pixels.to_bytes(), height, width, upload)
         self._previous = None
         result = await self._recovering(self._encode)
+        plan = self._offload().planner.last_plan if self._offload().mode == "auto" else None
         return _to_js(
             {
                 "mode": result.mode,
                 "reason": result.reason,
+                "plan": plan.reason if plan else None,
+                "estimates": [_estimate(e) for e in plan.estimates] if plan else [],
                 "notice": self._offload().notice,
                 "uploadBytes": result.upload_bytes,
                 "downloadBytes": result.download_bytes,
