@@ -92,16 +92,18 @@ class Predictor:
         image_format: str = "RGB",
         *,
         after_stage: Callable[[str], None] | None = None,
+        between_blocks: Callable[[str], None] | None = None,
     ) -> None:
         """image: (H, W, 3) RGB (or BGR with image_format="BGR"), (H, W, 4) RGBA or (H, W)
         gray, 8-bit, any object with the buffer protocol (a numpy array, a memoryview).
-        `after_stage(name)` is called after "preprocess" and each encoder stage is submitted."""
+        `after_stage(name)` is called after "preprocess" and each encoder stage is submitted,
+        `between_blocks(name)` after each encoder block (see TinyViT.run)."""
         pixels, height, width, channels = _image_bytes(image, image_format)
         x, info = self.model.preprocess(pixels, height, width, channels)
         if after_stage is not None:
             self.device.submit()
             after_stage("preprocess")
-        embeddings = self.model.encode(x, after_stage=after_stage)
+        embeddings = self.model.encode(x, after_stage=after_stage, between_blocks=between_blocks)
         self._embeddings, self._info = embeddings, info
 
     def set_image_embedding(self, embedding_hwc: bytes, original_size: tuple[int, int]) -> None:

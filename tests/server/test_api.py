@@ -902,7 +902,7 @@ def record_jobs(monkeypatch: pytest.MonkeyPatch, engine: Any) -> list[tuple[str,
     return jobs
 
 
-def test_work_past_the_deadline_is_stopped_at_a_stage_boundary(
+def test_work_past_the_deadline_is_stopped_at_a_block_boundary(
     make_client, client, stages, neck_body, offload_engine, monkeypatch, caplog
 ) -> None:
     jobs = record_jobs(monkeypatch, offload_engine)
@@ -914,8 +914,8 @@ def test_work_past_the_deadline_is_stopped_at_a_stage_boundary(
     )
     answered = time.monotonic()
     assert_json_error(response, 504, "did not finish within 0.3 s")
-    # layers.1 to the end is 4 stages (~4 s here): the work stopped after the first one, and
-    # the 504 went out as soon as it had.
+    # layers.1 to the end is 4 stages (~4 s here): the work stopped within the first one, at
+    # a block boundary, and the 504 went out as soon as it had.
     [(outcome, ended)] = jobs
     assert outcome == "stopped after layers.1"
     assert answered - ended < 0.5

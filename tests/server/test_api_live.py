@@ -2,7 +2,7 @@
 (ServerThread), on the session's engine.
 
 LD-1 bounded admission with 100 concurrent predicts, LD-2 the body deadline, FT-2 a client
-that hangs up mid-compute frees the GPU at the next stage boundary. dogs.jpg is uploaded
+that hangs up mid-compute frees the GPU at the next block boundary. dogs.jpg is uploaded
 once (this module's one full encode); every predict reuses it."""
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def test_a_client_that_hangs_up_mid_body_leaves_nothing_behind(impatient, sha) -
     assert predict(impatient.url, sha).status_code == 200
 
 
-# -- FT-2: a client gone mid-compute frees its slot at the next stage boundary ---------------
+# -- FT-2: a client gone mid-compute frees its slot at the next block boundary ---------------
 
 
 def record_jobs(monkeypatch: pytest.MonkeyPatch, engine: Any) -> list[tuple[str, float]]:
@@ -287,7 +287,7 @@ def test_a_client_gone_mid_compute_frees_the_gpu(
     timing = server_timing(response)
     # The probe, sent at once, waited for the abandoned work...
     assert timing["queue"] > 50, "nothing held the GPU: the long job was not in flight"
-    # ...which stopped at the end of the stage in progress, not after all four...
+    # ...which stopped at the end of the block in progress, not after all four stages...
     [(outcome, ended)] = jobs
     assert outcome in ("stopped after layers.1", "stopped after layers.2"), outcome
     # ...and the slot went to the probe as soon as it had (FT-2: within 1 s). The probe's
@@ -298,9 +298,9 @@ def test_a_client_gone_mid_compute_frees_the_gpu(
         f"\nslot free {freed_s:.2f} s after the hang-up ({outcome} "
         f"{ended - closed:.2f} s after it; probe queued {timing['queue']:.0f} ms)"
     )
-    # The stage in progress takes 0.3-1.4 s on this machine unloaded (several seconds when
-    # other jobs share its two cores), so no fixed bound from the hang-up holds everywhere;
-    # stopping at that stage's end and freeing the slot right after is what FT-2 asks.
+    # A block takes 0.05-0.5 s on this machine unloaded (more when other jobs share its two
+    # cores), so no fixed bound from the hang-up holds everywhere; stopping at that block's
+    # end and freeing the slot right after is what FT-2 asks.
     assert admitted - ended < 1.0, f"the slot was freed {admitted - ended:.2f} s after the work"
 
 

@@ -51,9 +51,10 @@ class MobileSAM:
         start: int = 0,
         stop: int | None = None,
         after_stage: Callable[[str], None] | None = None,
+        between_blocks: Callable[[str], None] | None = None,
     ) -> Tensor:
         """Encoder stages [start, stop) on the boundary tensor entering `start`; see TinyViT."""
-        return self.image_encoder.run(x, start, stop, after_stage)
+        return self.image_encoder.run(x, start, stop, after_stage, between_blocks)
 
     def decode(
         self,

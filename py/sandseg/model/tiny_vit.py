@@ -209,13 +209,21 @@ class TinyViT:
         start: int = 0,
         stop: int | None = None,
         after_stage: Callable[[str], None] | None = None,
+        between_blocks: Callable[[str], None] | None = None,
     ) -> Tensor:
         """Run stages [start, stop) on the boundary tensor that enters stage `start`.
 
-        `after_stage(name)` is called once each stage is submitted: the server times stages
-        and stops the work of a client that went away there."""
+        `after_stage(name)` is called once each stage is submitted (the server times stages
+        there); `between_blocks(name)` after each block of a stage made of blocks is
+        submitted (the server stops the work of a client that went away there)."""
         for stage in self.stages[start:stop]:
-            x = stage.run(x)
+            if between_blocks is not None and isinstance(stage.run, _Sequence):
+                for part in stage.run.parts:
+                    x = part(x)
+                    x.device.submit()
+                    between_blocks(stage.name)
+            else:
+                x = stage.run(x)
             # One submission per stage keeps each under the browser's GPU watchdog (GP-5).
             x.device.submit()
             if after_stage is not None:

@@ -258,7 +258,7 @@ class OffloadApi:
             finally:
                 gone.cancel()
             if work not in done:
-                # Stop at the next stage boundary; the slot stays taken until the GPU is free.
+                # Stop at the next block boundary; the slot stays taken until the GPU is free.
                 cancel.set()
                 await asyncio.wait({work})
                 # Its outcome (Cancelled, as a rule) is expected: retrieve it, or asyncio logs

@@ -1,9 +1,9 @@
 """The model on the server: one GPU thread owns the device and runs every job, one at a time.
 
 Routes call `await engine.run(job, cancel)`; the job runs on the GPU thread. Encoder work
-checks `cancel` after every stage (waiting for the GPU first), so the work of a client that
-went away or ran out of time stops at the next stage boundary (FT-2, LD-2). Encoded images
-stay on the GPU in a bounded LRU keyed by the sha256 of the uploaded bytes.
+checks `cancel` after every block and stage (waiting for the GPU first), so the work of a
+client that went away or ran out of time stops at the next block boundary (FT-2, LD-2).
+Encoded images stay on the GPU in a bounded LRU keyed by the sha256 of the uploaded bytes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ DEFAULT_CACHE_IMAGES = 16
 
 
 class Cancelled(Exception):
-    """The job was stopped at a stage boundary (client gone or deadline passed)."""
+    """The job was stopped at a block boundary (client gone or deadline passed); args[0]
+    is the stage it stopped in or after."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ class Engine:
     def run_stages(self, start: int, x_f32: bytes, cancel: threading.Event) -> bytes:
         """Encoder stages [start, end) on the boundary tensor entering `start` -> embeddings."""
         x = self.device.upload(x_f32, self.stages[start].input_shape)
-        embeddings = self.predictor.model.encode(x, start, after_stage=self._checkpoint(cancel))
+        embeddings = self.predictor.model.encode(
+            x, start, after_stage=self._stage_done(cancel), between_blocks=self._stage_done(cancel)
+        )
         return self.device.read_sync(embeddings)
 
     def embed_image(self, key: str, image: Any, cancel: threading.Event) -> ImageState:
@@ -80,7 +83,13 @@ class Engine:
         if cached is not None:
             return cached
         self.predictor.reset_image()
-        asyncio.run(self.predictor.set_image_async(image, after_stage=self._checkpoint(cancel)))
+        asyncio.run(
+            self.predictor.set_image_async(
+                image,
+                after_stage=self._stage_done(cancel),
+                between_blocks=self._stage_done(cancel),
+            )
+        )
         state = self.predictor.image_state()
         assert state is not None
         with self._lock:
@@ -140,16 +149,18 @@ class Engine:
         times["decode"] = time.perf_counter() - start
         return times
 
-    def _checkpoint(self, cancel: threading.Event) -> Callable[[str], None]:
-        def check(stage: str) -> None:
-            if cancel.is_set():
-                raise Cancelled(stage)
-            # Wait for the stage so that a cancel stops the work after it, not after all.
-            self.device.wait_idle()
-            if cancel.is_set():
-                raise Cancelled(stage)
+    def _stage_done(self, cancel: threading.Event) -> Callable[[str], None]:
+        return lambda stage: self._checkpoint(cancel, stage)
 
-        return check
+    def _checkpoint(self, cancel: threading.Event, stage: str) -> None:
+        """Stop here if the job was cancelled. Waits for the GPU first, so that a cancel
+        stops the work after the block in flight (a fraction of a second), not after all.
+        Cancelled carries the stage the work stopped in."""
+        if cancel.is_set():
+            raise Cancelled(stage)
+        self.device.wait_idle()
+        if cancel.is_set():
+            raise Cancelled(stage)
 
 
 def _stage_infos(predictor: Predictor) -> list[StageInfo]:
