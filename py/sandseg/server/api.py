@@ -157,11 +157,12 @@ class OffloadApi:
         dtype = _query_dtype(request)
         body = await self._body(request, (MEDIA_TYPE,))
         shape = self.engine.stages[start].input_shape
-        x = _parsed(lambda: messages.decode_tensor(body, "x", shape))
+        # float16 -> float32 is pure Python (~0.1 s for a boundary): off the event loop.
+        x = await asyncio.to_thread(_parsed, lambda: messages.decode_tensor(body, "x", shape))
         result, timing = await self._compute(
             request, deadline, lambda cancel: self.engine.run_stages(start, x, cancel)
         )
-        out = messages.encode_embeddings(result, dtype, {"stage": name})
+        out = await asyncio.to_thread(messages.encode_embeddings, result, dtype, {"stage": name})
         return _binary(out, timing)
 
     async def upload_image(self, request: Request) -> Response:
@@ -178,7 +179,8 @@ class OffloadApi:
         h, w = upload.state.info.original
         meta = {"image_sha256": key, "height": str(h), "width": str(w)}
         assert upload.embeddings is not None
-        return _binary(messages.encode_embeddings(upload.embeddings, dtype, meta), timing)
+        out = await asyncio.to_thread(messages.encode_embeddings, upload.embeddings, dtype, meta)
+        return _binary(out, timing)
 
     async def predict(self, request: Request) -> Response:
         """Prompts against a cached image -> masks (server mode: only prompts and masks travel)."""
@@ -205,13 +207,15 @@ class OffloadApi:
         out = messages.encode_prediction(result, prompt.low_res)
         if "gzip" in request.headers.get("accept-encoding", ""):
             # Masks are 0/1 bytes: gzip makes them ~50x smaller for the slow links.
-            return _binary(gzip.compress(out, 1), timing, {"Content-Encoding": "gzip"})
+            packed = await asyncio.to_thread(gzip.compress, out, 1)
+            return _binary(packed, timing, {"Content-Encoding": "gzip"})
         return _binary(out, timing)
 
     # -- the shared path ------------------------------------------------------------------
 
     async def _body(self, request: Request, types: tuple[str, ...]) -> bytes:
         require_content_type(request, types)
+        self.admission.check()  # LD-1: a full queue refuses before the body is read
         return await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
 
     async def _encode_upload(
@@ -219,6 +223,7 @@ class OffloadApi:
     ) -> tuple[str, Upload, str]:
         deadline = Deadline(self.settings.deadline_s)
         media_type = require_content_type(request, (*IMAGE_TYPES, PIXELS_TYPE))
+        self.admission.check()
         body = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
         key = hashlib.sha256(body).hexdigest()
         image = None

@@ -107,9 +107,14 @@ class Admission:
         finally:
             self._release()
 
-    async def _acquire(self) -> None:
+    def check(self) -> None:
+        """Refuse at once (503) if a request arriving now could not even queue: called before
+        reading a body, so that refusals stay fast whatever the body costs to read."""
         if self._in_flight + len(self._waiters) >= self.capacity:
             raise self._busy("the server is busy")
+
+    async def _acquire(self) -> None:
+        self.check()
         if self._in_flight < self.workers and not self._waiters:
             self._in_flight += 1
             return
