@@ -104,16 +104,53 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BUNDLE",
         help="also run the page in chromium (bundle from build.py, default web/dist)",
     )
+    model.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also run onnxruntime on the ONNX export of the same weights: CPU natively, "
+        "and with --browser onnxruntime-web's WebGPU EP in the same chromium",
+    )
+    model.add_argument(
+        "--onnx-repeat",
+        type=int,
+        default=1,
+        help="timed onnxruntime-web encoder runs (minutes each on SwiftShader)",
+    )
 
     offload = bench_sub.add_parser(
-        "offload", help="every offload mode in the browser against a live server"
+        "offload", help="every offload mode in the browser, under emulated networks"
     )
     offload.add_argument("--weights", required=True, help=".safetensors weights (with manifest)")
     offload.add_argument("--bundle", default="web/dist", help="the built web bundle")
-    offload.add_argument("--image", required=True, help="the photo (fresh variants per run)")
-    offload.add_argument("--repeat", type=int, default=2, help="images per mode (median)")
+    offload.add_argument(
+        "--image", default="../shared/images/picture1.jpg", help="the photo (fresh variants)"
+    )
+    offload.add_argument("--out", default="out/bench-offload", help="folder for JSON, MD, PNG")
+    offload.add_argument("--repeat", type=int, default=1, help="images per mode (median)")
     offload.add_argument("--clicks", type=int, default=3, help="clicks per image")
-    offload.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    offload.add_argument(
+        "--price-per-gpu-hour", type=float, default=2.50, help="for the cost columns ($)"
+    )
+    offload.add_argument(
+        "--quick", action="store_true", help="2 profiles, 4 modes, 1 image: a smoke run"
+    )
+
+    load = bench_sub.add_parser(
+        "load", help="a live server under load: saturation, latency, overload (LD-1, LD-3)"
+    )
+    load.add_argument("--weights", required=True, help=".safetensors weights (with manifest)")
+    load.add_argument("--bundle", default="web/dist", help="the built web bundle")
+    load.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    load.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
+    load.add_argument(
+        "--sustain-seconds",
+        type=float,
+        metavar="N",
+        help="seconds of the sustained run per route (default 600; 20 with --quick)",
+    )
+    load.add_argument(
+        "--quick", action="store_true", help="short phases: the whole run in about 2 minutes"
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -152,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                 json_path=args.json,
                 progress=_progress,
                 browser_bundle=args.browser,
+                onnx=args.onnx,
+                onnx_repeat=args.onnx_repeat,
             )
         if args.command == "bench" and args.bench == "offload":
             from pathlib import Path
@@ -162,9 +201,25 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.weights),
                 Path(args.bundle),
                 Path(args.image),
+                Path(args.out),
+                quick=args.quick,
                 repeat=args.repeat,
                 clicks=args.clicks,
+                price_per_gpu_hour=args.price_per_gpu_hour,
+                progress=_progress,
+            )
+        if args.command == "bench" and args.bench == "load":
+            from pathlib import Path
+
+            from .bench.load import run_load_bench
+
+            return run_load_bench(
+                Path(args.weights),
+                Path(args.bundle),
+                quick=args.quick,
+                sustain_seconds=args.sustain_seconds,
                 json_path=args.json,
+                markdown_path=args.markdown,
                 progress=_progress,
             )
     except KeyboardInterrupt:

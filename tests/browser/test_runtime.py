@@ -84,7 +84,9 @@ def _flip_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("target", ["pyodide/pyodide.asm.wasm", "wheel", "weights"])
+@pytest.mark.parametrize(
+    "target", ["pyodide/pyodide.asm.wasm", "pyodide/pyodide-lock.json", "wheel", "weights"]
+)
 def test_tampered_file_fails_closed(open_app, bundle_dir, weights_file, tmp_path, target) -> None:
     bundle = tmp_path / "dist"
     shutil.copytree(bundle_dir, bundle)

@@ -2,7 +2,8 @@
 
 Builds nothing: it serves an existing bundle (build.py) with the given weights on
 127.0.0.1, drives Debian's chromium with Playwright (WebGPU on SwiftShader where there is no
-GPU), and reads the encoder and decoder times the worker measures.
+GPU), and reads the encoder and decoder times the worker measures. The browser is the
+caller's (`launch_chromium`), so other pages can be timed in the same one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import base64
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,23 @@ PREDICT = """async (p) => {
 }"""
 
 
+@contextmanager
+def launch_chromium() -> Iterator[Any]:
+    """Debian's chromium, headless, with CHROMIUM_ARGS: a Playwright Browser."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        raise FileNotFoundError(f"no chromium at {CHROMIUM}: apt-get install chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def browser_model_times(
+    browser: Any,
     bundle: Path,
     weights: Path,
     image: Path,
@@ -54,16 +72,12 @@ def browser_model_times(
     repeat: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Median encoder and decoder ms in the browser, plus the adapter and cold-start timings."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).is_file():
-        raise FileNotFoundError(f"no chromium at {CHROMIUM}: apt-get install chromium")
+    """Median encoder and decoder ms in a new page of `browser`, plus the adapter and
+    cold-start timings."""
     encoded = base64.b64encode(image.read_bytes()).decode("ascii")
-    with ServerThread(bundle, weights) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with ServerThread(bundle, weights) as server:
+        page = browser.new_page()
         try:
-            page = browser.new_page()
             progress("browser: booting the page (Pyodide, package, weights, pipelines)")
             page.goto(server.url + "/")
             page.wait_for_function(
@@ -90,10 +104,12 @@ def browser_model_times(
                 backend = result["backend"]
             adapter = page.evaluate("() => window.sandseg.getClient().adapter || ''")
         finally:
-            browser.close()
+            # The page's worker holds a GPU device: let it go before anything else runs.
+            page.close()
     return {
         "adapter": adapter,
         "backend": backend,
+        "chromium": browser.version,
         "encoder_ms": statistics.median(encoder),
         "decoder_ms": statistics.median(decoder),
         "cold_start_ms": timings,

@@ -4,6 +4,10 @@ Reports medians of `repeat` runs: each encoder stage, the whole encoder, one dec
 (prompt encoder + mask decoder + post-processing + read-back of the masks), and effective
 GFLOP/s against DESIGN.md's operation counts, next to the best matmul throughput measured
 in the same run (the ceiling the encoder could reach if it were all matmul).
+
+With `onnx`, onnxruntime runs the package's own ONNX export of the same weights in the same
+run: on the CPU natively (onnx_side) and, with a browser, its WebGPU execution provider in the
+same chromium (ort_web). Ratios are sandseg / onnxruntime: below 1, sandseg is faster.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..gpu.native import NativeDevice
 from ..predictor import Predictor
 from .kernels import matmul_cases, median_seconds
+from .onnx_side import OnnxModels, OrtCpuRun
 
 # GFLOP per stage at 1024x1024 (DESIGN.md, "Numbers to know"), and per prompt.
 STAGE_GFLOP = {
@@ -41,9 +47,17 @@ def run_model_bench(
     json_path: str | None = None,
     progress: Callable[[str], None] = print,
     browser_bundle: str | None = None,
+    onnx: bool = False,
+    onnx_repeat: int = 1,
+    cache: Path = Path(".cache"),
 ) -> int:
     from PIL import Image
 
+    ort_web_tarball = None
+    if onnx and browser_bundle is not None:
+        from .ort_web import fetch_ort_web
+
+        ort_web_tarball = fetch_ort_web(cache, progress)  # fail before minutes of timing
     predictor = Predictor.from_weights(weights)
     device = predictor.device
     assert isinstance(device, NativeDevice)
@@ -51,6 +65,7 @@ def run_model_bench(
         pixels = np.asarray(img.convert("RGB"))
     model = predictor.model
     h, w = pixels.shape[:2]
+    point = (w / 2, h / 2)
     progress(
         f"adapter: {device.adapter_name}; image {Path(image).name} {w}x{h}; median of {repeat}"
     )
@@ -70,9 +85,8 @@ def run_model_bench(
     encoder_s = median_seconds(lambda: predictor.set_image(pixels), repeat, device.wait_idle)
     rows.append(("encoder (set_image)", encoder_s, ENCODER_GFLOP))
     progress("timing the decoder")
-    point = np.array([[w / 2, h / 2]])
     decoder_s = median_seconds(
-        lambda: predictor.predict(point, np.array([1]), multimask_output=True),
+        lambda: predictor.predict(np.array([point]), np.array([1]), multimask_output=True),
         max(repeat, 5),
         lambda: None,  # predict reads the masks back: it is synchronous already
     )
@@ -90,18 +104,42 @@ def run_model_bench(
     for name, seconds, gflop in rows:
         print(f"{name:<40} {seconds * 1e3:>10.1f} {gflop:>7.1f} {gflop / seconds:>8.2f}")
     print(f"best matmul kernel in this run: {best:.2f} GFLOP/s")
-    browser = None
+
+    models, ort_run = None, None
+    if onnx:
+        from .onnx_side import exported_models, ort_cpu_side_by_side
+
+        models = exported_models(weights, cache, progress)
+        ort_run = ort_cpu_side_by_side(predictor, pixels, point, models, repeat, progress)
+    browser, ort_web = None, None
     if browser_bundle is not None:
-        browser = _browser_side_by_side(
+        also = None
+        if ort_web_tarball is not None and models is not None and ort_run is not None:
+            from .ort_web import ort_web_times
+
+            also = functools.partial(
+                ort_web_times,
+                tarball=ort_web_tarball,
+                models=models,
+                run=ort_run,
+                repeat=repeat,
+                encoder_repeat=onnx_repeat,
+                progress=progress,
+            )
+        browser, ort_web = _browser_side_by_side(
             Path(browser_bundle),
             weights,
             Path(image),
-            (w / 2, h / 2),
+            point,
             repeat,
             progress,
             encoder_s,
             decoder_s,
+            also,
         )
+    onnx_doc = None
+    if models is not None and ort_run is not None:
+        onnx_doc = _onnx_side_by_side(models, encoder_s, decoder_s, ort_run, browser, ort_web)
     if json_path:
         doc = {
             "adapter": device.adapter_name,
@@ -113,6 +151,7 @@ def run_model_bench(
             "encoder_ms": encoder_s * 1e3,
             "decoder_ms": decoder_s * 1e3,
             "browser": browser,
+            "onnx": onnx_doc,
         }
         Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
         print(f"wrote {json_path}")
@@ -131,13 +170,19 @@ def _browser_side_by_side(
     progress: Callable[[str], None],
     encoder_s: float,
     decoder_s: float,
-) -> dict[str, object]:
-    """The same image and prompt in the browser, printed next to the native medians."""
+    also: Callable[[Any], dict[str, Any]] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The same image and prompt in the browser, printed next to the native medians; `also`
+    (onnxruntime-web) runs in the same browser after the page."""
     from ..server.serve_cli import resolve_weights
-    from .browser import browser_model_times
+    from .browser import browser_model_times, launch_chromium
 
     served = resolve_weights(weights, progress)  # a .pt is converted once, as serve does
-    times = browser_model_times(bundle, served, image, point, repeat, progress)
+    ort_web = None
+    with launch_chromium() as chromium:
+        times = browser_model_times(chromium, bundle, served, image, point, repeat, progress)
+        if also is not None:
+            ort_web = also(chromium)
     print(f"\nbrowser adapter: {times['adapter']} (backend {times['backend']})")
     print(f"{'part':<40} {'native ms':>10} {'browser ms':>11} {'ratio':>7}")
     print("-" * 71)
@@ -147,4 +192,61 @@ def _browser_side_by_side(
     ]:
         print(f"{name:<40} {native:>10.1f} {ours:>11.1f} {ours / native:>7.2f}")
     print(f"browser cold start (ms): {times['cold_start_ms']}")
-    return times
+    return times, ort_web
+
+
+def _onnx_side_by_side(
+    models: OnnxModels,
+    encoder_s: float,
+    decoder_s: float,
+    ort_run: OrtCpuRun,
+    browser: dict[str, Any] | None,
+    ort_web: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Print sandseg against onnxruntime (same weights, same run); the JSON's `onnx` part.
+
+    sandseg's encoder time includes the pre-processing and its decoder time the upscaling to
+    the image and the masks' read-back; onnxruntime's start from the pre-processed tensor and
+    stop at the low-res logits: the ratios lean in onnxruntime's favour."""
+    cpu = ort_run.report
+    pairs = [
+        ("native encoder", "onnxruntime CPU", encoder_s * 1e3, cpu["encoder_ms"]),
+        ("native decoder (1 point)", "onnxruntime CPU", decoder_s * 1e3, cpu["decoder_ms"]),
+    ]
+    if browser is not None and ort_web is not None:
+        pairs = [
+            ("browser encoder", "ORT-web WebGPU", browser["encoder_ms"], ort_web["encoder_ms"]),
+            (
+                "browser decoder (1 point)",
+                "ORT-web WebGPU",
+                browser["decoder_ms"],
+                ort_web["decoder_ms"],
+            ),
+            *pairs,
+        ]
+    print("\nsandseg vs onnxruntime on the same ONNX-exported weights (ratio < 1: sandseg faster)")
+    print(f"{'part':<27} {'sandseg ms':>11} {'against':<16} {'their ms':>10} {'ratio':>6}")
+    print("-" * 74)
+    ratios = {}
+    for part, against, ours, theirs in pairs:
+        ratios[part] = ours / theirs
+        print(f"{part:<27} {ours:>11.1f} {against:<16} {theirs:>10.1f} {ours / theirs:>6.2f}")
+    print(
+        f"agreement (rel L2): onnxruntime CPU vs sandseg embeddings "
+        f"{cpu['embeddings_rel_l2']:.1e}, low-res masks {cpu['low_res_rel_l2']:.1e}"
+    )
+    if ort_web is not None:
+        print(
+            f"agreement (rel L2): ORT-web WebGPU vs onnxruntime CPU embeddings "
+            f"{ort_web['encoder_rel_l2']:.1e}, low-res masks {ort_web['decoder_rel_l2']:.1e}"
+            + ("" if ort_web["agrees"] else "  <- MISMATCH: its timings are suspect")
+        )
+        if ort_web["adapter"] != (browser or {}).get("adapter"):
+            print(f"note: ORT-web's adapter is {ort_web['adapter']!r}")
+    return {
+        "weights_sha256": models.weights_sha256,
+        "models": [str(models.encoder), str(models.decoder)],
+        "ratios": ratios,
+        "onnxruntime_cpu": cpu,
+        "onnxruntime_web": ort_web,
+    }

@@ -1,33 +1,44 @@
-"""`sandseg bench offload`: every offload mode measured in the browser against a live server.
+"""`sandseg bench offload`: client vs server offload, every mode, under emulated networks.
 
-One headless Chromium page (WebGPU on SwiftShader where there is no GPU) talks to
-`sandseg serve`'s app on 127.0.0.1 (the model natively on wgpu-py). Every measured image is
-a fresh variant of the photo (mirrored, shifted), so the server's image cache never answers
-for it. Protocol, per network profile:
+One headless Chromium page (WebGPU on SwiftShader where there is no GPU) talks to the app on
+127.0.0.1 (the model natively on wgpu-py). Networks are emulated with the DevTools
+protocol's network conditions, which throttle the worker's requests too. Every measured
+image is a fresh variant of the photo (mirrored, shifted), so the server's image cache never
+answers for it. Protocol:
 
-1. a learning pass: every mode once (the page's planner measures this device's stages and
-   the network, as it would in use);
-2. the planner's prediction: `auto` on a fresh image; its estimate for every mode is kept;
-3. the measured pass: every mode, `repeat` fresh images each: time to the first mask (encode
-   + first click), the further clicks, bytes up and down, server compute seconds (medians).
+1. a learning pass on loopback (not with --quick): every mode once, so the page's planner
+   has measured this device's stages (as it would have in use);
+2. per network profile: `auto` once (its requests teach the planner the network; its plan
+   is the prediction for every mode), then every mode on `repeat` fresh images, `auto`
+   last. A mode the planner predicts at over SKIP_FACTOR x the best is not measured on
+   that profile (reported as skipped, with its prediction): on slow 3G some uploads take
+   minutes.
+
+Per mode: time to the first mask (encode + first click), further clicks, bytes up and
+down, server compute seconds, and from them the server cost per 1,000 images and clicks.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import statistics
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..offload.session import SPLIT_STAGES
 from ..server.thread import ServerThread
 from .browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from .offload_report import write_reports
 
 MODES = ["client", *(f"split:{s}" for s in SPLIT_STAGES), "split:image", "server", "auto"]
+QUICK_MODES = ["split:layers.1", "split:image", "server", "auto"]
+SKIP_FACTOR = 3.0
+
 SET_IMAGE = """async (b64) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   return await window.sandseg.getClient().setImage(new Blob([bytes], {type: "image/jpeg"}));
@@ -39,44 +50,104 @@ PREDICT = """async (p) => {
 }"""
 
 
+@dataclass(frozen=True)
+class NetworkProfile:
+    name: str
+    down_mbit: float | None  # None: no emulation (loopback)
+    up_mbit: float | None
+    latency_ms: float
+
+    def conditions(self) -> dict[str, Any]:
+        """Network.emulateNetworkConditions parameters (bytes per second; -1: unthrottled)."""
+
+        def rate(mbit: float | None) -> float:
+            return -1 if mbit is None else mbit * 1e6 / 8
+
+        return {
+            "offline": False,
+            "latency": self.latency_ms,
+            "downloadThroughput": rate(self.down_mbit),
+            "uploadThroughput": rate(self.up_mbit),
+        }
+
+
+PROFILES = [
+    NetworkProfile("loopback", None, None, 0),
+    NetworkProfile("lan", 1000, 1000, 1),
+    NetworkProfile("wifi", 50, 50, 20),
+    NetworkProfile("4g", 10, 5, 60),
+    NetworkProfile("slow-3g", 1.6, 0.75, 150),
+]
+QUICK_PROFILES = ["loopback", "4g"]
+
+
 @dataclass
-class ModeResult:
-    """Medians over the measured images of one mode."""
+class Measured:
+    """One mode on one profile: medians over its images (None when skipped)."""
 
+    profile: str
     mode: str
-    ran_as: list[str]  # the mode each image ran in (auto: the planner's choice)
-    first_mask_ms: float
-    click_ms: float
-    upload_bytes: float
-    download_bytes: float
-    server_ms: float
-    predicted_first_mask_ms: float | None = None
-    samples: list[dict[str, float]] = field(default_factory=list)
+    predicted_first_mask_s: float | None
+    ran_as: list[str] = field(default_factory=list)
+    first_mask_s: float | None = None
+    click_s: float | None = None
+    upload_bytes: float | None = None
+    download_bytes: float | None = None
+    server_image_s: float | None = None
+    server_click_s: float | None = None
+    skipped: str | None = None
 
 
-def image_variants(photo: Path, count: int) -> list[bytes]:
-    """`count` JPEGs of `photo`, each different (mirrored and shifted by a few pixels)."""
+@dataclass
+class Run:
+    adapter: str
+    profiles: list[str]
+    modes: list[str]
+    repeat: int
+    clicks: int
+    price_per_gpu_hour: float
+    plans: dict[str, str] = field(default_factory=dict)  # profile -> the planner's reason
+    results: list[Measured] = field(default_factory=list)
+
+
+class Progress:
+    """A one-line progress bar on stderr: [#####.....] 12/45 what."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.monotonic()
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        filled = int(30 * self.done / max(self.total, 1))
+        elapsed = time.monotonic() - self.start
+        bar = "#" * filled + "." * (30 - filled)
+        print(f"[{bar}] {self.done}/{self.total} {elapsed:5.0f} s  {what}", file=sys.stderr)
+
+
+def image_variants(photo: Path) -> Iterator[bytes]:
+    """Endless distinct JPEGs of `photo` (mirrored and shifted by a pixel more each time)."""
     from PIL import Image, ImageChops
 
     with Image.open(photo) as opened:
         base = opened.convert("RGB")
-    variants = []
-    for i in range(count):
+    i = 0
+    while True:
         image = base.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if i % 2 else base
-        image = ImageChops.offset(image, i // 2, 0)
         out = io.BytesIO()
-        image.save(out, "JPEG", quality=90)
-        variants.append(out.getvalue())
-    return variants
+        ImageChops.offset(image, i // 2, 0).save(out, "JPEG", quality=90)
+        yield out.getvalue()
+        i += 1
 
 
 def run_offload_bench(
     weights: Path,
     bundle: Path,
     photo: Path,
+    out_dir: Path,
+    quick: bool,
     repeat: int,
     clicks: int,
-    json_path: str | None,
+    price_per_gpu_hour: float,
     progress: Callable[[str], None],
 ) -> int:
     from playwright.sync_api import sync_playwright
@@ -87,10 +158,16 @@ def run_offload_bench(
         raise FileNotFoundError(f"no chromium at {CHROMIUM}: apt-get install chromium")
     if not (bundle / "index.html").is_file():
         raise FileNotFoundError(f"no web bundle in {bundle}: run `python build.py` first")
-    images = iter(image_variants(photo, len(MODES) * (repeat + 1) + 1))
+    if not photo.is_file():
+        raise FileNotFoundError(f"no image at {photo}")
+    profiles = [p for p in PROFILES if not quick or p.name in QUICK_PROFILES]
+    modes = QUICK_MODES if quick else MODES
+    repeat = 1 if quick else repeat
+    clicks = 2 if quick else clicks
+    run = Run("", [p.name for p in profiles], modes, repeat, clicks, price_per_gpu_hour)
     progress("loading the model on the server and profiling it")
     engine = Engine(weights)
-    engine.profile = engine.measure()
+    engine.profile = engine.measure(repeat=1 if quick else 2)
     try:
         with ServerThread(bundle, weights, engine=engine) as server, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -106,102 +183,87 @@ def run_offload_bench(
                 status = page.text_content("#status") or ""
                 if status != "ready":
                     raise RuntimeError(f"the page did not start: {status}")
-                adapter = page.evaluate("() => window.sandseg.getClient().adapter || ''")
-                results = _measure(page, images, repeat, clicks, progress)
+                run.adapter = page.evaluate("() => window.sandseg.getClient().adapter || ''")
+                _measure(page, run, profiles, image_variants(photo))
             finally:
                 browser.close()
     finally:
         engine.close()
-    _print_table(results, adapter)
-    if json_path:
-        Path(json_path).write_text(
-            json.dumps(
-                {"adapter": adapter, "profile": "loopback", "modes": [asdict(r) for r in results]},
-                indent=2,
-            )
-        )
-        progress(f"wrote {json_path}")
+    for path in write_reports(run, out_dir):
+        progress(f"wrote {path}")
     return 0
 
 
-def _measure(
-    page: Any, images: Any, repeat: int, clicks: int, progress: Callable[[str], None]
-) -> list[ModeResult]:
-    for mode in MODES:
-        progress(f"learning pass: {mode}")
+def _measure(page: Any, run: Run, profiles: list[NetworkProfile], images: Iterator[bytes]) -> None:
+    # The quick run skips the learning pass: the planner starts from its probe.
+    learning = [] if run.modes == QUICK_MODES else [m for m in run.modes if m != "auto"]
+    bar = Progress(len(learning) + len(profiles) * (1 + len(run.modes) * run.repeat))
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    for mode in learning:
+        bar.step(f"learning pass on loopback: {mode}")
         _run_image(page, mode, next(images), 1)
-    progress("the planner's prediction: auto on a fresh image")
-    _run_image(page, "auto", next(images), 1)
-    estimates = {e["mode"]: e for e in page.evaluate("() => window.sandseg.modes.estimates")}
-    plan = page.evaluate("() => window.sandseg.modes.plan")
-    progress(f"auto chose: {plan}")
-    results = []
-    for mode in MODES:
-        samples = []
-        for i in range(repeat):
-            progress(f"measuring {mode} ({i + 1}/{repeat})")
-            samples.append(_run_image(page, mode, next(images), clicks))
-        result = _summary(mode, samples)
-        predicted_mode = result.ran_as[0] if mode == "auto" else mode
-        if predicted_mode in estimates:
-            result.predicted_first_mask_ms = estimates[predicted_mode]["firstMaskS"] * 1000
-        results.append(result)
-    return results
+    for profile in profiles:
+        cdp.send("Network.emulateNetworkConditions", profile.conditions())
+        bar.step(f"{profile.name}: auto, to learn the network and plan")
+        _run_image(page, "auto", next(images), 1)
+        modes_state = page.evaluate("() => window.sandseg.modes")
+        run.plans[profile.name] = modes_state["plan"]
+        predicted = {e["mode"]: e["firstMaskS"] for e in modes_state["estimates"]}
+        best = min(predicted.values())
+        for mode in [m for m in run.modes if m != "auto"] + ["auto"]:
+            guess = predicted.get(mode)
+            measured = Measured(profile.name, mode, predicted.get(mode))
+            if mode != "auto" and guess is not None and guess > SKIP_FACTOR * best:
+                measured.skipped = f"predicted {guess:.1f} s, over {SKIP_FACTOR:g}x the best"
+                for _ in range(run.repeat):
+                    bar.step(f"{profile.name}: {mode} skipped ({measured.skipped})")
+            else:
+                samples = []
+                for i in range(run.repeat):
+                    bar.step(f"{profile.name}: {mode} ({i + 1}/{run.repeat})")
+                    samples.append(_run_image(page, mode, next(images), run.clicks))
+                _summarise(measured, samples)
+                if mode == "auto" and measured.ran_as:
+                    measured.predicted_first_mask_s = predicted.get(measured.ran_as[0])
+            run.results.append(measured)
+    cdp.send("Network.emulateNetworkConditions", PROFILES[0].conditions())
 
 
 def _run_image(page: Any, mode: str, jpeg: bytes, clicks: int) -> dict[str, Any]:
     page.evaluate("(m) => window.sandseg.setMode(m)", mode)
     image = page.evaluate(SET_IMAGE, base64.b64encode(jpeg).decode("ascii"))
     width, height = image["width"], image["height"]
-    times, up, down, server = [], image["uploadBytes"], image["downloadBytes"], image["serverMs"]
+    times, server_clicks = [], []
+    up, down = image["uploadBytes"], image["downloadBytes"]
     for k in range(clicks):
         point = [width * (0.3 + 0.4 * k / max(clicks, 1)), height * 0.5]
         prompt = {"points": [point], "labels": [1], "box": None, "multimask": True}
         click = page.evaluate(PREDICT, prompt)
-        times.append(click["decoderMs"])
+        times.append(click["decoderMs"] / 1000)
+        server_clicks.append(click["serverMs"] / 1000)
         if k == 0:
             up += click["uploadBytes"]
             down += click["downloadBytes"]
-            server += click["serverMs"]
     return {
         "ran_as": image["mode"],
-        "first_mask_ms": image["encoderMs"] + times[0],
-        "click_ms": statistics.median(times[1:]) if len(times) > 1 else times[0],
+        "first_mask_s": image["encoderMs"] / 1000 + times[0],
+        "click_s": statistics.median(times[1:]) if len(times) > 1 else times[0],
         "upload_bytes": up,
         "download_bytes": down,
-        "server_ms": server,
+        "server_image_s": image["serverMs"] / 1000 + server_clicks[0],
+        "server_click_s": statistics.median(server_clicks[1:] or server_clicks),
     }
 
 
-def _summary(mode: str, samples: list[dict[str, Any]]) -> ModeResult:
+def _summarise(measured: Measured, samples: list[dict[str, Any]]) -> None:
     def median(key: str) -> float:
         return float(statistics.median(s[key] for s in samples))
 
-    return ModeResult(
-        mode=mode,
-        ran_as=[s["ran_as"] for s in samples],
-        first_mask_ms=median("first_mask_ms"),
-        click_ms=median("click_ms"),
-        upload_bytes=median("upload_bytes"),
-        download_bytes=median("download_bytes"),
-        server_ms=median("server_ms"),
-        samples=[{k: v for k, v in s.items() if k != "ran_as"} for s in samples],
-    )
-
-
-def _print_table(results: list[ModeResult], adapter: str) -> None:
-    print(f"offload, loopback; browser adapter: {adapter}")
-    header = (
-        f"{'mode':<18} {'ran as':<18} {'predicted':>10} {'first mask':>11} {'per click':>10} "
-        f"{'up MB':>7} {'down MB':>8} {'server s':>9}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        guess = r.predicted_first_mask_ms
-        predicted = f"{guess / 1000:.1f} s" if guess else "-"
-        print(
-            f"{r.mode:<18} {r.ran_as[0]:<18} {predicted:>10} {r.first_mask_ms / 1000:>9.1f} s "
-            f"{r.click_ms / 1000:>8.2f} s {r.upload_bytes / 1e6:>7.2f} "
-            f"{r.download_bytes / 1e6:>8.2f} {r.server_ms / 1000:>9.2f}"
-        )
+    measured.ran_as = [s["ran_as"] for s in samples]
+    measured.first_mask_s = median("first_mask_s")
+    measured.click_s = median("click_s")
+    measured.upload_bytes = median("upload_bytes")
+    measured.download_bytes = median("download_bytes")
+    measured.server_image_s = median("server_image_s")
+    measured.server_click_s = median("server_click_s")
