@@ -59,13 +59,6 @@ LEAKS = (
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bundle")
-    (root / "index.html").write_text("<!doctype html><title>sandseg</title>")
-    return root
-
-
-@pytest.fixture(scope="module")
 def make_client(bundle, converted_weights, offload_engine):
     """TestClient of the real app on the session's engine, with the given settings."""
 
@@ -211,6 +204,27 @@ def encoded(kind: str, size: tuple[int, int] = (32, 24)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (200, 100, 50)).save(out, kind)
     return out.getvalue()
+
+
+def png_short_idat() -> bytes:
+    """A PNG whose IDAT chunk declares 4 bytes: Pillow reads the next chunk header from inside
+    the pixel data and raises SyntaxError (was a 500, found by the API fuzzer)."""
+    data = encoded("PNG")
+    at = data.index(b"IDAT") - 4
+    return data[:at] + struct.pack(">I", 4) + data[at + 4 :]
+
+
+def webp_exif_header(magic: bytes) -> bytes:
+    """A WebP whose EXIF block starts with `magic` instead of a TIFF header. Not TIFF at all:
+    SyntaxError from Pillow's EXIF reader; a BigTIFF one cut short: struct.error (both were
+    500s, found by the API fuzzer)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 100, 50)).save(out, "WEBP", exif=exif.tobytes())
+    return out.getvalue().replace(b"MM\x00*", magic, 1)
 
 
 def prompt(**kwargs: Any) -> bytes:
@@ -404,6 +418,30 @@ CASES = [
         "image/jpeg",
     ),
     Case(
+        "png-broken-chunk",
+        IMAGES,
+        422,
+        "not a readable PNG image",
+        png_short_idat(),
+        "image/png",
+    ),
+    Case(
+        "webp-exif-not-tiff",
+        IMAGES + "/embeddings",
+        422,
+        "not a readable WEBP image",
+        webp_exif_header(b"XM\x00*"),
+        "image/webp",
+    ),
+    Case(
+        "webp-exif-bigtiff-cut-short",
+        IMAGES,
+        422,
+        "not a readable WEBP image",
+        webp_exif_header(b"II+\x00"),
+        "image/webp",
+    ),
+    Case(
         "png-100000x100000",
         IMAGES,
         422,
@@ -525,6 +563,21 @@ CASES = [
         ),
     ),
     Case("no-prompt", PREDICT, 422, "give at least one point or a box", prompt()),
+    Case(
+        "1025-points",
+        PREDICT,
+        422,
+        "tensor 'point_coords' has 1025 points; a prompt takes at most 1024",
+        prompt(point_coords=[[1, 1]] * 1025, point_labels=[1] * 1025),
+    ),
+    # Regression: more points than the positional encoding takes was a 500 (API fuzzer).
+    Case(
+        "65536-points",
+        PREDICT,
+        422,
+        "has 65536 points",
+        prompt(point_coords=[[1, 1]] * 65536, point_labels=[1] * 65536),
+    ),
     # A wrong method on an API route is 405, not the static files' 404.
     Case("get-stage", STAGE, 405, "Method Not Allowed", method="GET"),
     Case("get-images", IMAGES, 405, "Method Not Allowed", method="GET"),

@@ -35,13 +35,6 @@ PROMPT = messages.encode_prompt(
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bundle")
-    (root / "index.html").write_text("<!doctype html><title>sandseg</title>")
-    return root
-
-
-@pytest.fixture(scope="module")
 def server(bundle, converted_weights, offload_engine) -> Iterator[ServerThread]:
     settings = ApiSettings(queue=4)
     with ServerThread(bundle, converted_weights, engine=offload_engine, settings=settings) as s:

@@ -3,9 +3,10 @@
 - a stage input: {"x": (H, W, C) float32|float16}, the boundary tensor entering a stage;
 - embeddings: {"embeddings": (64, 64, 256)} channels-last, as the decoder takes them;
 - an image as pixels: {"image": (H, W, C) uint8}, C = 1, 3 or 4 (RGB order);
-- a prompt: optional "point_coords" (N, 2) float32, "point_labels" (N,) int32, "box" (4,)
-  float32, "mask_input" (1, 256, 256) float32; metadata "multimask_output" ("true" or
-  "false") and "low_res" ("all", "best" or "none": which low-res logits to send back);
+- a prompt: optional "point_coords" (N, 2) float32 with N <= 1024, "point_labels" (N,)
+  int32, "box" (4,) float32, "mask_input" (1, 256, 256) float32; metadata "multimask_output"
+  ("true" or "false") and "low_res" ("all", "best" or "none": which low-res logits to send
+  back);
 - a prediction: "masks" (C, H, W) uint8 0/1, "iou_predictions" (C,) float32, and
   "low_res_masks" (K, 256, 256) float32 where K is C, 1 or 0 as the prompt asked.
 
@@ -25,6 +26,9 @@ from .wire import Spec, WireError, from_f32, pack, to_f32, unpack
 EMBEDDINGS_SHAPE = (64, 64, 256)
 FLOATS = ("F32", "F16")
 LOW_RES_CHOICES = ("all", "best", "none")
+# Points in one prompt. The decoder's cost grows with them (~3 s for 1024 on lavapipe) and a
+# decode cannot be stopped midway; past 65534 the positional encoding refuses them.
+MAX_PROMPT_POINTS = 1024
 PROMPT_SIGNATURE = {
     "point_coords": Spec(("F32",), (None, 2), required=False),
     "point_labels": Spec(("I32",), (None,), required=False),
@@ -129,6 +133,11 @@ def decode_prompt(body: bytes) -> Prompt:
         raise WireError(f"metadata low_res must be one of {LOW_RES_CHOICES}; got {low_res!r}")
     coords = tensors.get("point_coords")
     labels = tensors.get("point_labels")
+    if coords is not None and coords.shape[0] > MAX_PROMPT_POINTS:
+        raise WireError(
+            f"tensor 'point_coords' has {coords.shape[0]} points; a prompt takes at most "
+            f"{MAX_PROMPT_POINTS}"
+        )
     box = tensors.get("box")
     mask = tensors.get("mask_input")
     return Prompt(

@@ -30,7 +30,7 @@ def decode_upload(body: bytes, media_type: str) -> np.ndarray:
 
 
 def _decode_file(body: bytes, media_type: str) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     kind = media_type.split("/")[1].upper()
     try:
@@ -51,7 +51,13 @@ def _decode_file(body: bytes, media_type: str) -> np.ndarray:
             f"the image is over {MAX_IMAGE_PIXELS / 1e6:.1f} MP, the most the runtime takes: "
             "downscale it first",
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError):
+    except ApiError:
+        raise
+    except Exception:
+        # Pillow parses untrusted bytes: a failure to decode them is the body's fault. Besides
+        # OSError and ValueError it raises SyntaxError (a PNG chunk header inside the pixel
+        # data, EXIF that is not TIFF) and struct.error (a BigTIFF EXIF header cut short), as
+        # the API fuzzer found (SV-7).
         raise ApiError(
             422, f"the body is not a readable {kind} image (declared as {media_type})"
         ) from None

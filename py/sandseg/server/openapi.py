@@ -134,9 +134,10 @@ def openapi_document(stage_names: list[str]) -> dict[str, Any]:
                 "requestBody": {
                     "required": True,
                     "description": (
-                        'safetensors: optional "point_coords" (N, 2) float32, "point_labels" '
-                        '(N,) int32, "box" (4,) float32, "mask_input" (1, 256, 256) float32; '
-                        'metadata "multimask_output" and "low_res" (all, best, none)'
+                        'safetensors: optional "point_coords" (N, 2) float32 with N <= 1024, '
+                        '"point_labels" (N,) int32, "box" (4,) float32, "mask_input" '
+                        '(1, 256, 256) float32; metadata "multimask_output" and "low_res" '
+                        "(all, best, none)"
                     ),
                     "content": SAFETENSORS,
                 },
