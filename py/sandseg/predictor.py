@@ -21,6 +21,9 @@ from .model import ImageInfo, MobileSAM
 from .ops import resize_longest_side, threshold
 
 LOW_RES = 256
+# Points in one prompt: the decoder's cost grows with them and a decode cannot be stopped
+# midway (seconds per thousand points on a CPU adapter).
+MAX_PROMPT_POINTS = 1024
 # The largest image-sized tensor is the (3, H, W) float32 mask logits: 12 bytes a pixel.
 MAX_IMAGE_PIXELS = MAX_STORAGE_BINDING // 12
 
@@ -271,6 +274,11 @@ def _prompt_points(
         raise InputError("point_coords and point_labels must be given together")
     if point_coords is not None:
         points = _as_rows(point_coords, 2, "point_coords")
+        if len(points) > MAX_PROMPT_POINTS:
+            raise InputError(
+                f"point_coords has {len(points)} points; a prompt takes at most "
+                f"{MAX_PROMPT_POINTS}"
+            )
         raw_labels = (
             point_labels.tolist() if hasattr(point_labels, "tolist") else list(point_labels)
         )

@@ -66,6 +66,7 @@ def test_bgr_is_the_same_image_with_channels_swapped(rng, channels):
         ({"box": [10, 10, 2000, 50]}, "outside the image"),
         ({"box": [10, 10, 20]}, "4 numbers"),
         ({}, "at least one point or a box"),
+        ({"point_coords": [[5, 5]] * 1025, "point_labels": [1] * 1025}, "at most 1024"),
         ({"box": [10, 10, 20, 20], "mask_input": np.zeros((1, 64, 64), np.float32)}, "mask_input"),
     ],
 )

@@ -19,16 +19,13 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from ..predictor import LOW_RES, Prediction
+from ..predictor import LOW_RES, MAX_PROMPT_POINTS, Prediction
 from ..weights import HostTensor
 from .wire import Spec, WireError, from_f32, pack, to_f32, unpack
 
 EMBEDDINGS_SHAPE = (64, 64, 256)
 FLOATS = ("F32", "F16")
 LOW_RES_CHOICES = ("all", "best", "none")
-# Points in one prompt. The decoder's cost grows with them (~3 s for 1024 on lavapipe) and a
-# decode cannot be stopped midway; past 65534 the positional encoding refuses them.
-MAX_PROMPT_POINTS = 1024
 PROMPT_SIGNATURE = {
     "point_coords": Spec(("F32",), (None, 2), required=False),
     "point_labels": Spec(("I32",), (None,), required=False),
