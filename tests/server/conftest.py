@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from sandseg.server.engine import Cancelled
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +17,21 @@ def bundle(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bundle")
     (root / "index.html").write_text("<!doctype html><title>sandseg</title>")
     return root
+
+
+def record_jobs(monkeypatch: pytest.MonkeyPatch, engine: Any) -> list[tuple[str, float]]:
+    """How each run_stages job ended ("finished", or "stopped after <stage>") and when."""
+    jobs: list[tuple[str, float]] = []
+    real = engine.run_stages
+
+    def recorded(*args: Any) -> bytes:
+        try:
+            result = real(*args)
+        except Cancelled as exc:
+            jobs.append((f"stopped after {exc.args[0]}", time.monotonic()))
+            raise
+        jobs.append(("finished", time.monotonic()))
+        return result
+
+    monkeypatch.setattr(engine, "run_stages", recorded)
+    return jobs

@@ -30,10 +30,11 @@ from sandseg.gpu import GPUError
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
 from sandseg.server.app import create_app
-from sandseg.server.engine import Cancelled
 from sandseg.server.lifecycle import Readiness
 from sandseg.weights import HostTensor, dump_safetensors, manifest_path
 from tests.conftest import require
+
+from .conftest import record_jobs
 
 OCTETS = "application/octet-stream"
 PHOTO = Path("/work/shared/images/picture1.jpg")
@@ -935,24 +936,6 @@ def test_a_fault_fails_only_its_own_request(
 
 
 # -- LD-2: the end-to-end deadline; readiness ------------------------------------------------
-
-
-def record_jobs(monkeypatch: pytest.MonkeyPatch, engine: Any) -> list[tuple[str, float]]:
-    """How each run_stages job ended ("finished", or "stopped after <stage>") and when."""
-    jobs: list[tuple[str, float]] = []
-    real = engine.run_stages
-
-    def recorded(*args: Any) -> bytes:
-        try:
-            result = real(*args)
-        except Cancelled as exc:
-            jobs.append((f"stopped after {exc.args[0]}", time.monotonic()))
-            raise
-        jobs.append(("finished", time.monotonic()))
-        return result
-
-    monkeypatch.setattr(engine, "run_stages", recorded)
-    return jobs
 
 
 def test_work_past_the_deadline_is_stopped_at_a_block_boundary(

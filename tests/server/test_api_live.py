@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -23,9 +22,10 @@ import pytest
 
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
-from sandseg.server.engine import Cancelled
 from sandseg.server.thread import ServerThread
 from tests.conftest import require
+
+from .conftest import record_jobs
 
 OCTETS = "application/octet-stream"
 PHOTO = Path("/work/shared/images/dogs.jpg")
@@ -241,24 +241,6 @@ def test_a_client_that_hangs_up_mid_body_leaves_nothing_behind(impatient, sha) -
 
 
 # -- FT-2: a client gone mid-compute frees its slot at the next block boundary ---------------
-
-
-def record_jobs(monkeypatch: pytest.MonkeyPatch, engine: Any) -> list[tuple[str, float]]:
-    """How each run_stages job ended ("finished", or "stopped after <stage>") and when."""
-    jobs: list[tuple[str, float]] = []
-    real = engine.run_stages
-
-    def recorded(*args: Any) -> bytes:
-        try:
-            result = real(*args)
-        except Cancelled as exc:
-            jobs.append((f"stopped after {exc.args[0]}", time.monotonic()))
-            raise
-        jobs.append(("finished", time.monotonic()))
-        return result
-
-    monkeypatch.setattr(engine, "run_stages", recorded)
-    return jobs
 
 
 def test_a_client_gone_mid_compute_frees_the_gpu(
