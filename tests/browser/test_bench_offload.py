@@ -38,11 +38,14 @@ def test_quick_offload_bench_writes_its_reports(bundle_dir: Path, weights_file: 
         if r["ran_as"][0] != "client":
             assert r["upload_bytes"] > 0 and r["server_image_s"] > 0, r
             assert r["cost_per_1000_images"] > 0, r
-    # 4G is throttled: the server mode's upload takes longer there than on loopback.
+    # 4G is throttled: server mode's time outside the server's compute (the upload, two round
+    # trips, the masks) is longer there than on loopback (~0.9 s against ~0.1 s here). The
+    # whole first-mask times are not compared: the server's compute varies more than that.
     server = {r["profile"]: r for r in measured if r["mode"] == "server"}
-    assert server["4g"]["first_mask_s"] > server["loopback"]["first_mask_s"]
+    wire = {p: r["first_mask_s"] - r["server_image_s"] for p, r in server.items()}
+    assert wire["4g"] > wire["loopback"] + 0.3, wire
     assert set(report["auto"]) == {"loopback", "4g"}
-    assert all(plan.startswith("auto: ") for plan in report["plans"].values())
+    assert all("to the first mask" in plan for plan in report["plans"].values()), report["plans"]
 
     markdown = (out / "offload.md").read_text()
     assert "| loopback | server |" in markdown and "auto within 10%" in markdown
