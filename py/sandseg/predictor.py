@@ -47,6 +47,18 @@ class Prediction:
         # The default repr would format megabytes of mask bytes (asyncio does ask for it).
         return f"Prediction(shape={self.shape}, iou={self.iou})"
 
+    def as_arrays(self) -> tuple[Any, Any, Any]:
+        """Native edge: (masks (C, H, W) bool, or float32 logits when they were read back;
+        iou (C,) float32; low-res logits (K, 256, 256) float32) as numpy arrays."""
+        import numpy as np
+
+        if self.logits is not None:
+            masks = np.frombuffer(self.logits, np.float32).reshape(self.shape)
+        else:
+            masks = np.frombuffer(self.masks, np.uint8).reshape(self.shape).astype(bool)
+        low_res = np.frombuffer(self.low_res, np.float32).reshape(-1, LOW_RES, LOW_RES)
+        return masks, np.asarray(self.iou, np.float32), low_res
+
 
 @dataclass(frozen=True)
 class ImageState:
@@ -69,18 +81,9 @@ class Predictor:
 
         A `.safetensors` file with a manifest beside it (as `sandseg convert` writes) must
         match the sha256 the manifest records."""
-        from .weights import SafetensorsReader, check_layout, mobile_sam_layout, read_pt
-        from .weights.convert import manifest_path, verify_weights
+        from .weights import load_mobile_sam
 
-        path = Path(path)
-        if path.suffix == ".pt":
-            tensors = read_pt(path)
-        else:
-            if manifest_path(path).exists():
-                verify_weights(path)
-            with SafetensorsReader(path) as reader:
-                tensors = reader.read_all()
-        check_layout(tensors, mobile_sam_layout())
+        tensors = load_mobile_sam(path)
         return cls(MobileSAM(device or get_device(), tensors))
 
     @property
@@ -184,19 +187,12 @@ class Predictor:
     ) -> tuple[Any, Any, Any]:
         """-> (masks (C, H, W) bool, or float32 logits with return_logits; iou (C,); low-res
         logits (C, 256, 256)), C = 3 with multimask_output else 1, as numpy arrays."""
-        import numpy as np
-
         p = asyncio.run(
             self.predict_async(
                 point_coords, point_labels, box, mask_input, multimask_output, return_logits
             )
         )
-        if p.logits is not None:
-            masks = np.frombuffer(p.logits, np.float32).reshape(p.shape)
-        else:
-            masks = np.frombuffer(p.masks, np.uint8).reshape(p.shape).astype(bool)
-        low_res = np.frombuffer(p.low_res, np.float32).reshape(p.shape[0], LOW_RES, LOW_RES)
-        return masks, np.asarray(p.iou, np.float32), low_res
+        return p.as_arrays()
 
     def get_image_embedding(self) -> Any:
         """(1, 256, 64, 64) float32, as the official predictor returns it."""
@@ -276,8 +272,7 @@ def _prompt_points(
         points = _as_rows(point_coords, 2, "point_coords")
         if len(points) > MAX_PROMPT_POINTS:
             raise InputError(
-                f"point_coords has {len(points)} points; a prompt takes at most "
-                f"{MAX_PROMPT_POINTS}"
+                f"point_coords has {len(points)} points; a prompt takes at most {MAX_PROMPT_POINTS}"
             )
         raw_labels = (
             point_labels.tolist() if hasattr(point_labels, "tolist") else list(point_labels)

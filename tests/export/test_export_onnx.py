@@ -19,8 +19,8 @@ from sandseg.export import (
     OPSET,
     decoder_model,
     export_onnx,
-    load_weights,
 )
+from sandseg.weights import load_mobile_sam
 from sandseg.weights.files import sha256_file
 from tests.model.conftest import describe, rel_l2
 
@@ -178,7 +178,7 @@ def test_decoder_mask_input_matches_the_package(decoder, predictor, reference):
 
 def test_decoder_with_a_fixed_point_count(converted_weights, decoder, reference):
     coords, labels = _prompt(reference, "two_points")  # 2 points + padding
-    tensors = load_weights(converted_weights)
+    tensors = load_mobile_sam(converted_weights)
     fixed = decoder_model(tensors, sha256_file(converted_weights), num_points=3)
     dims = fixed.graph.input[1].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [1, 3, 2]

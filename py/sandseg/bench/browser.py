@@ -63,6 +63,19 @@ def launch_chromium() -> Iterator[Any]:
             browser.close()
 
 
+def boot_page(page: Any, url: str) -> None:
+    """Open the app at `url` in `page` and wait until it is ready, or raise with its words."""
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url + "/")
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent !== 'loading'",
+        timeout=TIMEOUT_MS,
+    )
+    status = page.text_content("#status") or ""
+    if status != "ready":
+        raise RuntimeError(f"the page did not start: {status}")
+
+
 def browser_model_times(
     browser: Any,
     bundle: Path,
@@ -79,14 +92,7 @@ def browser_model_times(
         page = browser.new_page()
         try:
             progress("browser: booting the page (Pyodide, package, weights, pipelines)")
-            page.goto(server.url + "/")
-            page.wait_for_function(
-                "() => document.querySelector('#status').textContent !== 'loading'",
-                timeout=TIMEOUT_MS,
-            )
-            status = page.text_content("#status") or ""
-            if status != "ready":
-                raise RuntimeError(f"the page did not start: {status}")
+            boot_page(page, server.url)
             timings = page.evaluate("() => window.sandseg.timings")
             encoder, decoder, backend = [], [], ""
             for i in range(repeat):

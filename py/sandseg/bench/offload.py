@@ -32,7 +32,7 @@ from typing import Any
 
 from ..offload.session import SPLIT_STAGES
 from ..server.thread import ServerThread
-from .browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from .browser import CHROMIUM, boot_page, launch_chromium
 from .offload_report import write_reports
 
 MODES = ["client", *(f"split:{s}" for s in SPLIT_STAGES), "split:image", "server", "auto"]
@@ -150,8 +150,6 @@ def run_offload_bench(
     price_per_gpu_hour: float,
     progress: Callable[[str], None],
 ) -> int:
-    from playwright.sync_api import sync_playwright
-
     from ..server.engine import Engine
 
     if not Path(CHROMIUM).is_file():
@@ -169,24 +167,12 @@ def run_offload_bench(
     engine = Engine(weights)
     engine.profile = engine.measure(repeat=1 if quick else 2)
     try:
-        with ServerThread(bundle, weights, engine=engine) as server, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(TIMEOUT_MS)
-                progress("booting the page (Pyodide, package, weights, pipelines)")
-                page.goto(server.url + "/")
-                page.wait_for_function(
-                    "() => document.querySelector('#status').textContent !== 'loading'",
-                    timeout=TIMEOUT_MS,
-                )
-                status = page.text_content("#status") or ""
-                if status != "ready":
-                    raise RuntimeError(f"the page did not start: {status}")
-                run.adapter = page.evaluate("() => window.sandseg.getClient().adapter || ''")
-                _measure(page, run, profiles, image_variants(photo))
-            finally:
-                browser.close()
+        with ServerThread(bundle, weights, engine=engine) as server, launch_chromium() as browser:
+            page = browser.new_page()
+            progress("booting the page (Pyodide, package, weights, pipelines)")
+            boot_page(page, server.url)
+            run.adapter = page.evaluate("() => window.sandseg.getClient().adapter || ''")
+            _measure(page, run, profiles, image_variants(photo))
     finally:
         engine.close()
     for path in write_reports(run, out_dir):

@@ -12,7 +12,6 @@ from .onnx_graph import (
     export_decoder,
     export_encoder,
     export_onnx,
-    load_weights,
 )
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     "export_decoder",
     "export_encoder",
     "export_onnx",
-    "load_weights",
 ]

@@ -32,8 +32,7 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
-from ..weights import HostTensor, SafetensorsReader, check_layout, mobile_sam_layout, read_pt
-from ..weights.convert import manifest_path, verify_weights
+from ..weights import HostTensor, load_mobile_sam
 from ..weights.files import atomic_writer, sha256_file
 from .builder import IR_VERSION, OPSET, GraphBuilder, float_value
 from .decoder import prompt_and_mask_decoder
@@ -43,21 +42,6 @@ from .params import Params
 ENCODER_FILE = "mobile_sam_encoder.onnx"
 DECODER_FILE = "mobile_sam_decoder.onnx"
 PRODUCER = "sandseg.export"
-
-
-def load_weights(path: str | os.PathLike[str]) -> dict[str, HostTensor]:
-    """Every tensor of a MobileSAM `vit_t` checkpoint, its layout checked (as the predictor
-    loads it: a `.safetensors` with a manifest beside it must match the recorded sha256)."""
-    path = Path(path)
-    if path.suffix == ".pt":
-        tensors = read_pt(path)
-    else:
-        if manifest_path(path).exists():
-            verify_weights(path)
-        with SafetensorsReader(path) as reader:
-            tensors = reader.read_all()
-    check_layout(tensors, mobile_sam_layout())
-    return tensors
 
 
 def encoder_model(tensors: Mapping[str, HostTensor], weights_sha256: str) -> onnx.ModelProto:
@@ -123,7 +107,7 @@ def _model(graph: onnx.GraphProto, weights_sha256: str, doc: str) -> onnx.ModelP
 
 def export_encoder(weights: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """Write the image encoder of `weights` to the ONNX file `out`; returns its path."""
-    model = encoder_model(load_weights(weights), sha256_file(weights))
+    model = encoder_model(load_mobile_sam(weights), sha256_file(weights))
     _write(model, Path(out))
     return Path(out)
 
@@ -132,7 +116,7 @@ def export_decoder(
     weights: str | os.PathLike[str], out: str | os.PathLike[str], num_points: int | None = None
 ) -> Path:
     """Write the prompt encoder + mask decoder of `weights` to the ONNX file `out`."""
-    model = decoder_model(load_weights(weights), sha256_file(weights), num_points)
+    model = decoder_model(load_mobile_sam(weights), sha256_file(weights), num_points)
     _write(model, Path(out))
     return Path(out)
 
@@ -149,7 +133,7 @@ def export_onnx(
     nothing behind; each file is replaced atomically."""
     say = progress or (lambda _message: None)
     say(f"reading {weights}")
-    tensors = load_weights(weights)
+    tensors = load_mobile_sam(weights)
     sha256 = sha256_file(weights)
     say("building and checking the encoder graph (opset 17)")
     encoder = encoder_model(tensors, sha256)

@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..predictor import LOW_RES, InputError, Predictor, _image_bytes
+from ..predictor import InputError, Predictor, _image_bytes
 from .client import OffloadClient, UrllibTransport
 from .session import ImageResult, OffloadSession
 from .wire import WIRE_DTYPES
@@ -81,9 +81,7 @@ class OffloadPredictor:
         p = asyncio.run(
             self.session.predict(point_coords, point_labels, box, mask_input, multimask_output)
         )
-        masks = np.frombuffer(p.masks, np.uint8).reshape(p.shape).astype(bool)
-        low_res = np.frombuffer(p.low_res, np.float32).reshape(-1, LOW_RES, LOW_RES)
-        return masks, np.asarray(p.iou, np.float32), low_res
+        return p.as_arrays()
 
 
 def _dtype(name: str) -> str:

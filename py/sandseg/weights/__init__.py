@@ -1,6 +1,12 @@
 """Weights I/O in pure Python: strict safetensors, a torch-free `.pt` reader, the converter."""
 
-from .convert import check_layout, convert_checkpoint, manifest_path, verify_weights
+from .convert import (
+    check_layout,
+    convert_checkpoint,
+    load_mobile_sam,
+    manifest_path,
+    verify_weights,
+)
 from .errors import CheckpointError, LayoutError, SafetensorsError, WeightsError
 from .layout import mobile_sam_layout
 from .pt_reader import read_pt
@@ -25,6 +31,7 @@ __all__ = [
     "check_layout",
     "convert_checkpoint",
     "dump_safetensors",
+    "load_mobile_sam",
     "load_safetensors",
     "manifest_path",
     "mobile_sam_layout",

@@ -142,3 +142,21 @@ def verify_weights(path: str | os.PathLike[str], expected_sha256: str | None = N
                 "the file changed after conversion; re-download or re-convert it"
             )
     return actual
+
+
+def load_mobile_sam(path: str | os.PathLike[str]) -> dict[str, HostTensor]:
+    """Every tensor of a MobileSAM `vit_t` checkpoint (`.pt`) or converted `.safetensors`,
+    its layout checked; a `.safetensors` with a manifest beside it must match the sha256 the
+    manifest records."""
+    from .safetensors import SafetensorsReader
+
+    path = Path(path)
+    if path.suffix == ".pt":
+        tensors = read_pt(path)
+    else:
+        if manifest_path(path).exists():
+            verify_weights(path)
+        with SafetensorsReader(path) as reader:
+            tensors = reader.read_all()
+    check_layout(tensors, mobile_sam_layout())
+    return tensors
