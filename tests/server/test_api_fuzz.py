@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import schemathesis
 from hypothesis import strategies as st
@@ -502,10 +502,10 @@ class Target:
     name: str
     call: dict[str, Any]
 
-    def client(self) -> httpx.Client:
+    def client(self) -> httpx2.Client:
         if "app" in self.call:
             return TestClient(self.call["app"], raise_server_exceptions=False)
-        return httpx.Client(base_url=self.call["base_url"], timeout=120)
+        return httpx2.Client(base_url=self.call["base_url"], timeout=120)
 
 
 @pytest.fixture(scope="module", params=["in-process", "live"])

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 
@@ -44,7 +44,7 @@ def server(bundle, converted_weights, offload_engine) -> Iterator[ServerThread]:
 @pytest.fixture(scope="module")
 def sha(server) -> str:
     body = PHOTO.read_bytes()
-    with httpx.Client(base_url=server.url, timeout=120) as client:
+    with httpx2.Client(base_url=server.url, timeout=120) as client:
         response = client.post(
             "/api/v1/images", content=body, headers={"Content-Type": "image/jpeg"}
         )
@@ -53,14 +53,14 @@ def sha(server) -> str:
     return response.json()["image_sha256"]
 
 
-def predict(url: str, sha: str) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=60) as client:
+def predict(url: str, sha: str) -> httpx2.Response:
+    with httpx2.Client(base_url=url, timeout=60) as client:
         return client.post(
             f"/api/v1/images/{sha}/predict", content=PROMPT, headers={"Content-Type": OCTETS}
         )
 
 
-def server_timing(response: httpx.Response) -> dict[str, float]:
+def server_timing(response: httpx2.Response) -> dict[str, float]:
     """Server-Timing "queue;dur=1.0, compute;dur=2.0" -> {"queue": 1.0, "compute": 2.0} (ms);
     entries without a duration are left out."""
     durations = {}
@@ -83,8 +83,8 @@ def long_job() -> bytes:
     return messages.encode_tensor("x", x.tobytes(), x.shape, "F32")
 
 
-def post_stage(url: str, body: bytes) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=60) as client:
+def post_stage(url: str, body: bytes) -> httpx2.Response:
+    with httpx2.Client(base_url=url, timeout=60) as client:
         return client.post(
             "/api/v1/stages/layers.1", content=body, headers={"Content-Type": OCTETS}
         )
@@ -92,7 +92,7 @@ def post_stage(url: str, body: bytes) -> httpx.Response:
 
 @dataclass
 class Burst:
-    results: list[tuple[httpx.Response, float]]  # the burst's, with latencies in seconds
+    results: list[tuple[httpx2.Response, float]]  # the burst's, with latencies in seconds
     alone: list[tuple[int, float]]  # then one at a time: status and latency
 
 
@@ -101,14 +101,14 @@ async def burst_behind(url: str, sha: str, count: int, hold: Callable[[], None])
     (one connection each, as `count` users would send them); once the refusals are in, 20
     more one at a time while the admitted ones still wait."""
     predict_path = f"/api/v1/images/{sha}/predict"
-    clients = [httpx.AsyncClient(base_url=url, timeout=60) for _ in range(count + 1)]
+    clients = [httpx2.AsyncClient(base_url=url, timeout=60) for _ in range(count + 1)]
     try:
         # Connect first, so that the burst times the server's answers, not TCP set-up.
         await asyncio.gather(*(client.get("/healthz") for client in clients))
         holding = asyncio.ensure_future(asyncio.to_thread(hold))
         await asyncio.sleep(0.7)
 
-        async def one(client: httpx.AsyncClient) -> tuple[httpx.Response, float]:
+        async def one(client: httpx2.AsyncClient) -> tuple[httpx2.Response, float]:
             start = time.perf_counter()
             response = await client.post(
                 predict_path, content=PROMPT, headers={"Content-Type": OCTETS}
@@ -141,7 +141,7 @@ def test_a_hundred_concurrent_predicts_admit_exactly_in_flight_plus_queue(
     # The one worker is held by a long job, so that every predict of the burst finds it busy.
     # (With a bare ~0.3 s decode in flight, a burst slower than the decode, on two cores
     # shared with lavapipe, sees slots free up and admits more than in-flight + queue.)
-    holder: list[httpx.Response] = []
+    holder: list[httpx2.Response] = []
     outcome = asyncio.run(
         burst_behind(server.url, sha, 100, lambda: holder.append(post_stage(server.url, long_job)))
     )
@@ -235,7 +235,7 @@ def test_a_client_that_hangs_up_mid_body_leaves_nothing_behind(impatient, sha) -
         with socket.create_connection(("127.0.0.1", impatient.port), timeout=5) as sock:
             sock.sendall(request_head(impatient.port, path, 100_000) + PROMPT[:100])
     time.sleep(0.1)
-    with httpx.Client(base_url=impatient.url, timeout=10) as client:
+    with httpx2.Client(base_url=impatient.url, timeout=10) as client:
         assert client.get("/healthz").status_code == 200
     assert predict(impatient.url, sha).status_code == 200
 
@@ -248,7 +248,7 @@ def test_a_client_gone_mid_compute_frees_the_gpu(
 ) -> None:
     jobs = record_jobs(monkeypatch, offload_engine)
     head = request_head(server.port, "/api/v1/stages/layers.1", len(long_job))
-    with httpx.Client(base_url=server.url, timeout=60) as probe:
+    with httpx2.Client(base_url=server.url, timeout=60) as probe:
         # layers.1 to the end is 4 stages, ~4 s of work here (stages of 0.3-1.4 s unloaded).
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(head + long_job)
@@ -280,7 +280,7 @@ def test_a_client_gone_mid_compute_frees_the_gpu(
 
 
 def test_after_load_and_faults_the_server_is_healthy(server, sha) -> None:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx2.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"ready": True}
     response = predict(server.url, sha)

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 
@@ -197,8 +197,8 @@ def free_port() -> int:
 def readyz(url: str) -> int | None:
     """/readyz's status, or None when nothing answers."""
     try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code
-    except httpx.TransportError:
+        return httpx2.get(f"{url}/readyz", timeout=2).status_code
+    except httpx2.TransportError:
         return None
 
 
@@ -225,14 +225,15 @@ def test_sigterm_drains_a_real_server(tmp_path, bundle, converted_weights) -> No
                 assert proc.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
                 assert time.monotonic() < deadline, "not ready within 120 s"
                 time.sleep(0.2)
-            assert httpx.get(f"{url}/healthz", headers={"Host": f"proxy.example:{port}"}).is_success
-            assert httpx.get(f"{url}/healthz", headers={"Host": "other.example"}).status_code == 403
+            healthz = f"{url}/healthz"
+            assert httpx2.get(healthz, headers={"Host": f"proxy.example:{port}"}).is_success
+            assert httpx2.get(healthz, headers={"Host": "other.example"}).status_code == 403
 
-            answers: list[httpx.Response] = []
+            answers: list[httpx2.Response] = []
 
             def long_request() -> None:
                 answers.append(
-                    httpx.post(
+                    httpx2.post(
                         f"{url}/api/v1/stages/layers.1",
                         content=body,
                         headers={"Content-Type": "application/octet-stream"},
