@@ -203,6 +203,12 @@ class TinyViT:
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
 
+    def blocks(self, index: int) -> Sequence[Callable[[Tensor], Tensor]]:
+        """Stage `index` as the blocks it runs one after another (a single callable for a
+        stage without blocks): the units a caller may submit separately (GP-5)."""
+        run = self.stages[index].run
+        return run.parts if isinstance(run, _Sequence) else [run]
+
     def run(
         self,
         x: Tensor,
@@ -216,15 +222,12 @@ class TinyViT:
         `after_stage(name)` is called once each stage is submitted (the server times stages
         there); `between_blocks(name)` after each block of a stage made of blocks is
         submitted (the server stops the work of a client that went away there)."""
-        for stage in self.stages[start:stop]:
-            if between_blocks is not None and isinstance(stage.run, _Sequence):
-                for part in stage.run.parts:
-                    x = part(x)
+        for index, stage in enumerate(self.stages[start:stop], start=start):
+            for block in self.blocks(index):
+                x = block(x)
+                if between_blocks is not None:
                     x.device.submit()
                     between_blocks(stage.name)
-            else:
-                x = stage.run(x)
-            # One submission per stage keeps each under the browser's GPU watchdog (GP-5).
             x.device.submit()
             if after_stage is not None:
                 after_stage(stage.name)

@@ -43,6 +43,8 @@ class ImageResult:
     download_bytes: int = 0
     server_seconds: float = 0.0
     client_parts: dict[str, float] = field(default_factory=dict)
+    # The local encoder's submissions, one per block: (block, seconds from submit to done).
+    submissions: list[tuple[str, float]] = field(default_factory=list)
 
 
 def check_mode(mode: str) -> str:
@@ -171,9 +173,10 @@ class OffloadSession:
         start = time.perf_counter()
         up, down, server = self._traffic()
         parts: dict[str, float] = {}
+        submissions: list[tuple[str, float]] = []
         if mode in ("client", *(f"split:{s}" for s in SPLIT_STAGES)):
             stop = len(STAGES) if mode == "client" else STAGES.index(mode[6:]) + 1
-            await self._encode_locally(pixels, height, width, channels, stop, parts)
+            await self._encode_locally(pixels, height, width, channels, stop, parts, submissions)
         elif mode == "split:image":
             assert self.client is not None and self.predictor is not None
             body, media_type = upload or _pixels_body(pixels, height, width, channels)
@@ -195,6 +198,7 @@ class OffloadSession:
             download_bytes=down2 - down,
             server_seconds=server2 - server,
             client_parts=parts,
+            submissions=submissions,
         )
 
     async def _encode_locally(
@@ -205,18 +209,30 @@ class OffloadSession:
         channels: int,
         stop: int,
         parts: dict[str, float],
+        submissions: list[tuple[str, float]],
     ) -> None:
-        """Preprocess and encoder stages [0, stop) here, timing each; the rest on the server."""
+        """Preprocess and encoder stages [0, stop) here, timing each; the rest on the server.
+
+        Each encoder block is its own submission, awaited before the next is recorded: the
+        GPU never gets one long command buffer (GP-5, the browser's GPU watchdog), the
+        worker's event loop turns between blocks, and `submissions` gets each one's time."""
         assert self.predictor is not None
         predictor, model = self.predictor, self.predictor.model
         device = predictor.device
         lap = _Lap(parts, self.planner.observe_client)
+
+        async def submit(name: str) -> None:
+            started = time.perf_counter()
+            await device.finish()
+            submissions.append((name, time.perf_counter() - started))
+
         x, info = model.preprocess(bytes(pixels), height, width, channels)
-        await device.finish()
+        await submit("preprocess")
         lap("preprocess")
         for index in range(stop):
-            x = model.encode(x, index, index + 1)
-            await device.finish()
+            for number, block in enumerate(model.image_encoder.blocks(index)):
+                x = block(x)
+                await submit(f"{STAGES[index]}[{number}]")
             lap(STAGES[index])
         if stop == len(STAGES):
             predictor.restore_image(ImageState(x, info))
