@@ -12,4 +12,10 @@ echo "== lint (ruff) and types (mypy)"
 .venv/bin/ruff format --check py tests build.py
 .venv/bin/mypy
 echo "== tests"
-.venv/bin/python -m pytest "$@"
+# A whole run also checks that every requirement of RELIABILITY.md is shown by a passing test
+# and writes the reliability report (the table is printed at the end).
+whole_run=()
+if [ $# -eq 0 ]; then
+  whole_run=(--require-every-requirement --reliability-report out/reliability)
+fi
+.venv/bin/python -m pytest "${whole_run[@]}" "$@"

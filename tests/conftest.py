@@ -12,6 +12,9 @@ import pytest
 
 np.seterr(all="raise")
 
+# The reliability report: `requirement` markers and the `evidence` fixture.
+pytest_plugins = ["tests.reliability.plugin"]
+
 
 @pytest.fixture(scope="session")
 def gpu_device():

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from sandseg.bench.browser import CHROMIUM_ARGS
 from sandseg.offload.session import SPLIT_STAGES
@@ -34,6 +35,7 @@ def check_center_point(page: Page, reference: dict[str, np.ndarray], what: str) 
 MODES = ["server", "split:image", *(f"split:{s}" for s in SPLIT_STAGES), "auto"]
 
 
+@pytest.mark.requirement("GP-2")
 def test_every_mode_gives_the_official_masks(app_page, reference) -> None:
     try:
         for mode in MODES:
@@ -56,6 +58,7 @@ def test_every_mode_gives_the_official_masks(app_page, reference) -> None:
         app_page.evaluate("() => window.sandseg.setMode('client')")
 
 
+@pytest.mark.requirement("GP-1", "GP-4")
 def test_a_browser_without_webgpu_uses_the_server(browser_type, server, reference) -> None:
     args = [a for a in CHROMIUM_ARGS if "webgpu" not in a] + ["--disable-webgpu"]
     browser = browser_type.launch(executable_path=_chromium_or_fail(), args=args)
@@ -75,6 +78,7 @@ def test_a_browser_without_webgpu_uses_the_server(browser_type, server, referenc
         browser.close()
 
 
+@pytest.mark.requirement("GP-1")
 def test_two_device_losses_within_a_minute_move_to_the_server(open_app, reference) -> None:
     page = open_app()
     page.wait_for_status("ready")

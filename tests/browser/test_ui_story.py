@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -106,6 +107,7 @@ def check_drawn(page: Any, result: dict[str, Any]) -> None:
     expect(pressed).to_have_attribute("data-index", str(result["selected"]))
 
 
+@pytest.mark.requirement("GP-2")
 def test_ui_story(open_app: Any, tmp_path: Path) -> None:
     app = open_app()
     app.wait_for_status("ready")

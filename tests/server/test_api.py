@@ -588,13 +588,17 @@ CASES = [
 ]
 
 
-def test_the_table_is_big_enough() -> None:
+@pytest.mark.requirement("SV-3")
+def test_the_table_is_big_enough(evidence) -> None:
+    malformed = sum(c.status == 422 for c in CASES)
+    evidence("SV-3", f"{len(CASES)} malformed requests, {malformed} of them answered 422")
     assert len(CASES) >= 35 and len({c.id for c in CASES}) == len(CASES)
     # SV-3: at least 30 malformed bodies, each answered 422 with a precise message.
     assert sum(c.status == 422 for c in CASES) >= 30
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.requirement("SV-1", "SV-3", "SV-4")
 def test_a_malformed_request_gets_its_status_and_a_clean_message(client, uploaded, case) -> None:
     headers = {"Content-Type": case.content_type} if case.content_type else {}
     start = time.perf_counter()
@@ -811,6 +815,7 @@ def capped(make_client) -> TestClient:
     return make_client(ApiSettings(max_body_bytes=1024))
 
 
+@pytest.mark.requirement("SV-2")
 def test_a_declared_body_over_the_cap_is_refused_unread(capped) -> None:
     body = CountingBody(4096)
     headers = {"Content-Type": OCTETS, "Content-Length": "4096"}
@@ -820,12 +825,14 @@ def test_a_declared_body_over_the_cap_is_refused_unread(capped) -> None:
     assert body.taken == 0, "the server read a body it had already refused"
 
 
+@pytest.mark.requirement("SV-2")
 def test_a_body_without_length_over_the_cap_is_refused(capped) -> None:
     body = CountingBody(1 << 20)
     response = capped.post(STAGE, content=iter(body), headers={"Content-Type": OCTETS})
     assert_json_error(response, 413, "over the 1 KiB limit")
 
 
+@pytest.mark.requirement("SV-2")
 def test_lying_content_lengths_are_refused(capped) -> None:
     short = {"Content-Type": OCTETS, "Content-Length": "100"}
     response = capped.post(STAGE, content=b"\0" * 600, headers=short)
@@ -835,6 +842,7 @@ def test_lying_content_lengths_are_refused(capped) -> None:
     assert_json_error(response, 400, "ended after 10 of its 1000 declared bytes")
 
 
+@pytest.mark.requirement("SV-2")
 def test_a_body_at_the_cap_is_read_and_parsed(capped) -> None:
     response = capped.post(STAGE, content=b"\0" * 1024, headers={"Content-Type": OCTETS})
     assert_json_error(response, 422, NOT_ST)
@@ -847,6 +855,7 @@ def test_a_body_at_the_cap_is_read_and_parsed(capped) -> None:
     ("method", "path"),
     [("GET", "/api/v1/model"), ("POST", STAGE), ("GET", "/index.html"), ("GET", "/healthz")],
 )
+@pytest.mark.requirement("SV-6")
 def test_a_foreign_origin_or_host_is_refused(client, neck_body, method, path) -> None:
     body = neck_body if method == "POST" else None
     headers = {"Content-Type": OCTETS, "Origin": "http://evil.example"}
@@ -867,6 +876,7 @@ def test_the_apps_own_origin_passes(client) -> None:
 TOKEN = "t" * 32
 
 
+@pytest.mark.requirement("SV-5")
 def test_the_api_needs_the_token(make_client, neck_body) -> None:
     guarded = make_client(token=TOKEN)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
@@ -897,6 +907,7 @@ ALLOWED_ROUTES = {
 }
 
 
+@pytest.mark.requirement("SV-5")
 def test_no_route_loads_models_or_manages_the_server(client) -> None:
     routes = {(path, frozenset(methods)) for path, methods in app_routes(client.app)}
     assert routes == ALLOWED_ROUTES
@@ -909,6 +920,7 @@ FAULTS = [RuntimeError("boom /secret/path"), GPUError("boom: kernel lost at /sec
 
 @pytest.mark.parametrize("route", ["stages", "predict"])
 @pytest.mark.parametrize("fault", FAULTS, ids=["RuntimeError", "GPUError"])
+@pytest.mark.requirement("FT-1")
 def test_a_fault_fails_only_its_own_request(
     client, offload_engine, uploaded, neck_body, monkeypatch, route, fault
 ) -> None:
@@ -938,6 +950,7 @@ def test_a_fault_fails_only_its_own_request(
 # -- LD-2: the end-to-end deadline; readiness ------------------------------------------------
 
 
+@pytest.mark.requirement("LD-2")
 def test_work_past_the_deadline_is_stopped_at_a_block_boundary(
     make_client, client, stages, neck_body, offload_engine, monkeypatch, caplog
 ) -> None:

@@ -597,6 +597,7 @@ def _positive(case: schemathesis.Case, location: ParameterLocation) -> bool:
 
 
 @schema.parametrize()
+@pytest.mark.requirement("SV-7")
 def test_the_api_survives_fuzzing(case: schemathesis.Case, target: Target, photo, log: Log) -> None:
     start = time.perf_counter()
     response = case.call(**target.call)
@@ -614,10 +615,18 @@ def test_the_fuzzed_document_is_the_served_one(app, offload_engine) -> None:
     assert served == schema.raw_schema
 
 
+@pytest.mark.requirement("SV-7")
 def test_every_operation_was_fuzzed_and_the_server_is_healthy(
-    target: Target, photo, log: Log
+    target: Target, photo, log: Log, evidence
 ) -> None:
     print(f"\n{target.name}: {log.report()}")
+    histogram = log.histogram()
+    server_errors = sum(n for status, n in histogram.items() if status >= 500 and status != 503)
+    evidence(
+        "SV-7",
+        f"{target.name}: {sum(histogram.values())} requests over {len(log.statuses)} "
+        f"operations, {server_errors} 5xx other than 503",
+    )
     declared = {
         (method.upper(), path)
         for path, operations in schema.raw_schema["paths"].items()

@@ -135,8 +135,9 @@ def percentiles(seconds: list[float]) -> tuple[float, float, float]:
     return statistics.median(ms), ms[int(0.9 * len(ms))], ms[-1]
 
 
+@pytest.mark.requirement("LD-1")
 def test_a_hundred_concurrent_predicts_admit_exactly_in_flight_plus_queue(
-    server, sha, long_job
+    server, sha, long_job, evidence
 ) -> None:
     # The one worker is held by a long job, so that every predict of the burst finds it busy.
     # (With a bare ~0.3 s decode in flight, a burst slower than the decode, on two cores
@@ -168,6 +169,11 @@ def test_a_hundred_concurrent_predicts_admit_exactly_in_flight_plus_queue(
         + "\n503 latency, one at a time: median {:.1f} ms, p90 {:.1f} ms, max {:.1f} ms".format(
             *alone_ms
         )
+    )
+    evidence(
+        "LD-1",
+        f"100 concurrent: {statuses.count(200)} queued + 1 in flight, {statuses.count(503)} "
+        f"refused; 503 alone median {alone_ms[0]:.1f} ms",
     )
     # LD-1: a request that finds the queue full is answered at once (< 50 ms)...
     assert alone_ms[0] < 50, f"503 one at a time: {alone_ms}"
@@ -217,6 +223,7 @@ def read_answer(sock: socket.socket) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
+@pytest.mark.requirement("LD-2")
 def test_a_body_that_never_arrives_is_refused_in_time(impatient, sha) -> None:
     path = f"/api/v1/images/{sha}/predict"
     with socket.create_connection(("127.0.0.1", impatient.port), timeout=5) as sock:
@@ -229,6 +236,7 @@ def test_a_body_that_never_arrives_is_refused_in_time(impatient, sha) -> None:
     assert 0.4 < elapsed < 1.5, f"408 after {elapsed:.2f} s"
 
 
+@pytest.mark.requirement("FT-2")
 def test_a_client_that_hangs_up_mid_body_leaves_nothing_behind(impatient, sha) -> None:
     path = f"/api/v1/images/{sha}/predict"
     for _ in range(3):
@@ -243,8 +251,9 @@ def test_a_client_that_hangs_up_mid_body_leaves_nothing_behind(impatient, sha) -
 # -- FT-2: a client gone mid-compute frees its slot at the next block boundary ---------------
 
 
+@pytest.mark.requirement("FT-2")
 def test_a_client_gone_mid_compute_frees_the_gpu(
-    server, sha, long_job, offload_engine, monkeypatch
+    server, sha, long_job, offload_engine, monkeypatch, evidence
 ) -> None:
     jobs = record_jobs(monkeypatch, offload_engine)
     head = request_head(server.port, "/api/v1/stages/layers.1", len(long_job))
@@ -272,6 +281,11 @@ def test_a_client_gone_mid_compute_frees_the_gpu(
     print(
         f"\nslot free {freed_s:.2f} s after the hang-up ({outcome} "
         f"{ended - closed:.2f} s after it; probe queued {timing['queue']:.0f} ms)"
+    )
+    evidence(
+        "FT-2",
+        f"hang-up mid-compute: work {outcome}; slot free {freed_s:.2f} s after the hang-up, "
+        f"{admitted - ended:.2f} s after the block ended",
     )
     # A block takes 0.05-0.5 s on this machine unloaded (more when other jobs share its two
     # cores), so no fixed bound from the hang-up holds everywhere; stopping at that block's

@@ -48,6 +48,7 @@ def client(bundle: Path, weights: Path) -> TestClient:
     return TestClient(create_app(bundle, weights, hosts={"testserver"}))
 
 
+@pytest.mark.requirement("WB-1", "WB-3")
 def test_index_and_assets_carry_the_security_headers(client):
     for path in ["/", "/client.js", "/pyodide/pyodide.asm.wasm", "/api/config", "/missing"]:
         response = client.get(path)
@@ -57,6 +58,7 @@ def test_index_and_assets_carry_the_security_headers(client):
     assert "script-src 'self' 'wasm-unsafe-eval'" in CSP and "frame-ancestors 'none'" in CSP
 
 
+@pytest.mark.requirement("WB-3")
 def test_content_types_and_caching(client):
     wasm = client.get("/pyodide/pyodide.asm.wasm")
     assert wasm.headers["content-type"] == "application/wasm"

@@ -114,6 +114,7 @@ def test_loopback_binds_need_no_token(host: str) -> None:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "box.lan"])
+@pytest.mark.requirement("SV-5")
 def test_other_binds_refuse_to_start_without_a_token(host: str) -> None:
     with pytest.raises(BindError) as info:
         check_bind(host, None)
@@ -146,6 +147,7 @@ def test_requests_from_the_app_itself_pass(method: str) -> None:
 @pytest.mark.parametrize(
     "host", ["evil.example", "evil.example:8000", "127.0.0.1:8001", "127.0.0.1", "0.0.0.0:8000"]
 )
+@pytest.mark.requirement("SV-6")
 def test_an_unexpected_host_is_refused_on_every_method(method: str, host: str) -> None:
     with TestClient(host_guarded(), base_url=BASE) as client:
         response = client.request(method, "/nowhere", headers={"Host": host})
@@ -181,6 +183,7 @@ def test_an_origin_of_an_allowed_host_passes(origin: str) -> None:
         "",
     ],
 )
+@pytest.mark.requirement("SV-6")
 def test_a_foreign_origin_is_refused_on_every_method(method: str, origin: str) -> None:
     with TestClient(host_guarded(), base_url=BASE) as client:
         response = client.request(method, "/x", headers={"Origin": origin})

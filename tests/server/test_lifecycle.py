@@ -130,6 +130,7 @@ SCRIPT = """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
+@pytest.mark.requirement("FT-3")
 def test_sigterm_lets_the_request_in_flight_finish_and_exits(tmp_path: Path) -> None:
     script = tmp_path / "serve.py"
     script.write_text(textwrap.dedent(SCRIPT.format(slow_s=SLOW_S)))

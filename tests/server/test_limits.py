@@ -249,6 +249,7 @@ def test_the_app_refuses_a_chunked_body_over_the_cap() -> None:
         ("image/PNG", "image/png"),
     ],
 )
+@pytest.mark.requirement("SV-1")
 def test_accepted_media_types(content_type: str, expected: str) -> None:
     with TestClient(tiny_app()) as client:
         response = client.post("/upload", content=b"ab", headers={"content-type": content_type})
@@ -268,6 +269,7 @@ def test_accepted_media_types(content_type: str, expected: str) -> None:
         "image/png+x",
     ],
 )
+@pytest.mark.requirement("SV-1")
 def test_other_media_types_are_refused(content_type: str | None) -> None:
     headers = {} if content_type is None else {"content-type": content_type}
     with TestClient(tiny_app()) as client:
@@ -286,6 +288,7 @@ async def _hold(admission: Admission, release: asyncio.Event) -> None:
         await release.wait()
 
 
+@pytest.mark.requirement("LD-1")
 def test_a_hundred_concurrent_requests_admit_exactly_workers_plus_queue() -> None:
     async def scenario() -> None:
         admission = Admission(workers=1, queue=4, retry_after_s=2)
@@ -339,6 +342,7 @@ def test_waiters_are_admitted_first_come_first_served() -> None:
     assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.requirement("LD-2")
 def test_a_waiter_gives_up_after_the_queue_timeout() -> None:
     async def scenario() -> None:
         admission = Admission(workers=1, queue=1, queue_timeout_s=0.2, retry_after_s=7)
@@ -569,6 +573,7 @@ def test_live_a_content_length_that_promises_more_than_arrives_times_out(port: i
     assert 0.4 < elapsed < 3.0
 
 
+@pytest.mark.requirement("LD-2")
 def test_live_a_slow_chunked_body_times_out(port: int) -> None:
     first = head(port, "/upload", transfer_encoding="chunked")
     status, error, elapsed = exchange(port, first, [b"1\r\nx\r\n"] * 50, pause_s=0.1)
@@ -577,6 +582,7 @@ def test_live_a_slow_chunked_body_times_out(port: int) -> None:
     assert 0.4 < elapsed < 3.0
 
 
+@pytest.mark.requirement("SV-2")
 def test_live_a_chunked_body_over_the_cap_is_refused(port: int) -> None:
     first = head(port, "/upload", transfer_encoding="chunked")
     status, error, _ = exchange(port, first, [b"200\r\n" + b"x" * 512 + b"\r\n"] * 8, 0.02)
@@ -584,12 +590,14 @@ def test_live_a_chunked_body_over_the_cap_is_refused(port: int) -> None:
     assert "over the 1 KiB limit" in error
 
 
+@pytest.mark.requirement("SV-2")
 def test_live_a_declared_length_over_the_cap_is_refused_at_once(port: int) -> None:
     status, _, elapsed = exchange(port, head(port, "/upload", content_length=str(64 * MiB)))
     assert status == 413
     assert elapsed < 0.5
 
 
+@pytest.mark.requirement("FT-2")
 def test_live_a_client_gone_mid_upload_is_dropped(port: int) -> None:
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(head(port, "/upload", content_length="100") + b"x" * 10)
@@ -597,6 +605,7 @@ def test_live_a_client_gone_mid_upload_is_dropped(port: int) -> None:
     _wait_for(lambda: GONE == ["/upload"], 2.0, "the upload was not dropped as ClientGone")
 
 
+@pytest.mark.requirement("FT-2")
 def test_live_a_client_gone_mid_compute_frees_its_slot_within_a_second(port: int) -> None:
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(head(port, "/compute", content_length="3") + b"abc")

@@ -63,6 +63,7 @@ def serve(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7"])
+@pytest.mark.requirement("SV-5")
 def test_a_public_bind_without_a_token_is_refused_first(capsys, tmp_path, host) -> None:
     # The bundle is missing too: the bind is checked before anything else.
     code, err = serve(capsys, "--host", host, "--bundle", str(tmp_path / "none"))
@@ -146,6 +147,7 @@ def flip_one_byte(path: Path) -> None:
     ],
     ids=["truncated", "one-flipped-byte"],
 )
+@pytest.mark.requirement("FT-4")
 def test_damaged_weights_refuse_to_start(capsys, bundle, weights, damage, expected) -> None:
     recorded = json.loads(manifest_path(weights).read_text())["output_sha256"]
     damage(weights)
@@ -162,6 +164,7 @@ def test_damaged_weights_refuse_to_start(capsys, bundle, weights, damage, expect
     assert code == 2 and f"expected {recorded}" in err
 
 
+@pytest.mark.requirement("FT-4", "SV-5")
 def test_weights_pinned_to_another_hash_refuse_to_start(capsys, bundle, weights) -> None:
     wrong = "0123456789abcdef" * 4
     code, err = serve(
@@ -171,6 +174,7 @@ def test_weights_pinned_to_another_hash_refuse_to_start(capsys, bundle, weights)
     assert f"expected {wrong}" in err and "corrupt or not the pinned version" in err
 
 
+@pytest.mark.requirement("FT-4", "SV-5")
 def test_weights_without_a_manifest_or_a_pin_refuse_to_start(capsys, bundle, weights) -> None:
     manifest_path(weights).unlink()
     code, err = serve(capsys, "--weights", str(weights), "--bundle", str(bundle))
@@ -205,6 +209,7 @@ def readyz(url: str) -> int | None:
 @pytest.mark.gpu
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
+@pytest.mark.requirement("FT-3")
 def test_sigterm_drains_a_real_server(tmp_path, bundle, converted_weights) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -38,6 +38,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory, mobile_sam_pt: Path) -> 
     return dst, manifest
 
 
+@pytest.mark.requirement("CV-3")
 def test_output_tensors_equal_the_input_bit_for_bit(
     converted: tuple[Path, dict], mobile_sam_tensors: dict[str, HostTensor]
 ) -> None:
@@ -48,6 +49,7 @@ def test_output_tensors_equal_the_input_bit_for_bit(
             assert reader.read(name) == tensor, name
 
 
+@pytest.mark.requirement("CV-3")
 def test_manifest_records_both_files(converted: tuple[Path, dict], mobile_sam_pt: Path) -> None:
     dst, manifest = converted
     assert json.loads(manifest_path(dst).read_text()) == manifest

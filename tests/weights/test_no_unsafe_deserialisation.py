@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "py"
 FORBIDDEN = (
     "torch.load",
@@ -27,6 +29,7 @@ def test_package_sources_exist() -> None:
     assert any(PACKAGE_ROOT.rglob("*.py")), f"no sources found under {PACKAGE_ROOT}"
 
 
+@pytest.mark.requirement("CV-1", "SV-8")
 def test_no_forbidden_deserialisation_calls() -> None:
     hits = find_forbidden(PACKAGE_ROOT)
     assert not hits, "unsafe deserialisation in the package:\n" + "\n".join(hits)

@@ -382,6 +382,7 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
+@pytest.mark.requirement("CV-2")
 def test_hostile_or_broken_checkpoint_is_rejected(tmp_path: Path, case: str) -> None:
     build, fragment = HOSTILE[case]
     marker = tmp_path / "marker"
@@ -392,6 +393,7 @@ def test_hostile_or_broken_checkpoint_is_rejected(tmp_path: Path, case: str) -> 
     assert not marker.exists()
 
 
+@pytest.mark.requirement("CV-2")
 def test_rejection_leaves_no_state_behind(tmp_path: Path) -> None:
     # A BUILD attempt on a stand-in is refused, so the next load behaves normally.
     build_on_allowed_function(tmp_path, tmp_path / "marker")

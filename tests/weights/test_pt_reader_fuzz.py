@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +43,7 @@ def test_unmutated_inputs_are_valid() -> None:
 
 @settings(max_examples=300, deadline=1000)
 @given(changes=edits)
+@pytest.mark.requirement("CV-2")
 def test_mutated_pickle_only_raises_our_error(changes: list[tuple[int, int]]) -> None:
     with contextlib.suppress(CheckpointError):
         read_pt(io.BytesIO(archive_bytes(mutate(PKL, changes))))
@@ -49,6 +51,7 @@ def test_mutated_pickle_only_raises_our_error(changes: list[tuple[int, int]]) ->
 
 @settings(max_examples=300, deadline=1000)
 @given(changes=edits, cut=st.integers(0, len(VALID)))
+@pytest.mark.requirement("CV-2")
 def test_mutated_archive_only_raises_our_error(changes: list[tuple[int, int]], cut: int) -> None:
     with contextlib.suppress(CheckpointError):
         read_pt(io.BytesIO(mutate(VALID, changes)[: max(cut, 1)]))

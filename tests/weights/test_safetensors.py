@@ -38,6 +38,7 @@ def header_of(data: bytes) -> tuple[int, bytes]:
     return length, data[8 : 8 + length]
 
 
+@pytest.mark.requirement("ST-3")
 def test_writer_layout_is_deterministic_and_padded() -> None:
     data = dump_safetensors(sample(), {"format": "test"})
     length, header = header_of(data)
@@ -139,6 +140,7 @@ class SpyFile(io.BytesIO):
 
 
 @pytest.mark.parametrize("length", [NETWORK_CAP + 1, 2**63, 2**64 - 1])
+@pytest.mark.requirement("ST-1")
 def test_header_length_over_cap_is_rejected_before_reading(length: int) -> None:
     spy = SpyFile(struct.pack("<Q", length) + b"{}")
     with pytest.raises(SafetensorsError, match="exceeds the cap"):
@@ -147,6 +149,7 @@ def test_header_length_over_cap_is_rejected_before_reading(length: int) -> None:
 
 
 @pytest.mark.parametrize("length", [NETWORK_CAP + 1, 2**63, 2**64 - 1])
+@pytest.mark.requirement("ST-1")
 def test_header_length_over_cap_allocates_nothing(length: int) -> None:
     # A file long enough that only the cap, not the file size, can stop it.
     data = struct.pack("<Q", length) + bytes(NETWORK_CAP + 8)
@@ -160,6 +163,7 @@ def test_header_length_over_cap_allocates_nothing(length: int) -> None:
     assert peak < 64 << 10
 
 
+@pytest.mark.requirement("ST-1")
 def test_header_at_the_cap_is_accepted() -> None:
     header = b"{}" + b" " * (NETWORK_CAP - 2)
     tensors, metadata = load_safetensors(
@@ -177,6 +181,7 @@ def test_deeply_nested_header_is_our_error() -> None:
 # ST-5: no amplification: peak allocation is bounded by the data section.
 
 
+@pytest.mark.requirement("ST-5")
 def test_load_allocates_at_most_the_file_size() -> None:
     rng = np.random.default_rng(1)
     tensors = {

@@ -17,6 +17,7 @@ def test_committed_files_match_the_generator() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.requirement("ST-2")
 def test_golden_file_is_rejected_in_memory(name: str) -> None:
     fragment = CASES[name][1]
     with pytest.raises(SafetensorsError) as info:
@@ -30,12 +31,14 @@ def test_golden_file_is_rejected_in_memory(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.requirement("ST-2")
 def test_golden_file_is_rejected_from_disk(name: str) -> None:
     with pytest.raises(SafetensorsError, match="safetensors: ") as info:
         SafetensorsReader(OUT_DIR / f"{name}.safetensors")
     assert CASES[name][1] in str(info.value)
 
 
+@pytest.mark.requirement("ST-2")
 def test_every_required_class_has_a_golden_file() -> None:
     required = {
         "too_small", "header_over_cap", "header_beyond_file", "header_not_utf8",

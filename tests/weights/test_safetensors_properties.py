@@ -7,6 +7,7 @@ import io
 import math
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,7 @@ metadatas = st.none() | st.dictionaries(texts, texts, max_size=4)
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tensors=tensor_dicts, metadata=metadatas)
+@pytest.mark.requirement("ST-3")
 def test_round_trip_is_exact(tensors: dict[str, HostTensor], metadata: dict | None) -> None:
     data = dump_safetensors(tensors, metadata)
     (length,) = struct.unpack("<Q", data[:8])
@@ -69,6 +71,7 @@ VALID = dump_safetensors(
     cut=st.integers(0, len(VALID)),
     tail=st.binary(max_size=16),
 )
+@pytest.mark.requirement("ST-4")
 def test_mutated_input_only_raises_our_error(
     edits: list[tuple[int, int]], cut: int, tail: bytes
 ) -> None:
