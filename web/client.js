@@ -9,6 +9,13 @@
 //                         multimask: true});          // coordinates in original-image pixels
 //   await client.setMode("split:layers.1");           // or auto, client, server, split:image
 
+// PY-3: a request that gets no sign of life from the worker for this long means the worker is
+// stuck (its thread blocked: the worker beats every HEARTBEAT_MS while its event loop turns,
+// including through long GPU work, which it awaits block by block). It is then terminated and
+// a new one started.
+const STUCK_MS = 30_000;
+const WATCHDOG_MS = 1_000;
+
 // Decode pixel values as stored (PIL ignores colour profiles too), oriented as displayed.
 const DECODE_OPTIONS = { colorSpaceConversion: "none", imageOrientation: "from-image" };
 
@@ -119,13 +126,43 @@ export class SandsegClient extends EventTarget {
     this._fatal = false;
     this._pending = new Map();
     this._nextId = 1;
-    this._worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-    this._worker.addEventListener("message", (event) => this._onMessage(event.data));
-    this._worker.addEventListener("error", (event) =>
-      this._fail(`the model's worker failed: ${event.message ?? "it could not start"}`),
-    );
+    this.restarts = 0;
+    this._spawn();
+    setInterval(() => this._watch(), WATCHDOG_MS);
+  }
+
+  _spawn() {
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    worker.addEventListener("message", (event) => {
+      if (worker === this._worker) this._onMessage(event.data);
+    });
+    worker.addEventListener("error", (event) => {
+      if (worker !== this._worker) return;
+      this._fail(`the model's worker failed: ${event.message ?? "it could not start"}`);
+    });
+    this._worker = worker;
+    this._lastSign = performance.now();
     this._ready = this._start();
     this._ready.catch(() => {});
+  }
+
+  // PY-3: terminate a worker that is stuck in a request and start a new one.
+  _watch() {
+    const busy = [...this._pending.values()].some((p) => p.type !== "init");
+    const silentMs = performance.now() - this._lastSign;
+    if (this._fatal || !busy || silentMs < STUCK_MS) return;
+    const seconds = Math.round(silentMs / 1000);
+    const message =
+      `the model stopped responding (no sign of life for ${seconds} s): restarted it; ` +
+      "the current image is encoded again once it is ready";
+    this._worker.terminate();
+    for (const { reject } of this._pending.values()) reject(new Error(message));
+    this._pending.clear();
+    this.restarts += 1;
+    this._setState(`error: ${message}`);
+    this.dispatchEvent(new CustomEvent("error", { detail: { message, fatal: false } }));
+    this.dispatchEvent(new CustomEvent("restart", { detail: { message } }));
+    this._spawn();
   }
 
   async _start() {
@@ -216,15 +253,28 @@ export class SandsegClient extends EventTarget {
     await this._request({ type: "loseDevice" });
   }
 
+  /** Testing GP-6: [message, ...] of the GPU errors a bad buffer and a bad shader raise. */
+  async provokeGpuErrorsForTesting() {
+    return this._request({ type: "provokeGpuErrors" });
+  }
+
+  /** Testing PY-3: block the worker's thread for `seconds`, as a stuck inference would. */
+  async hangForTesting(seconds) {
+    await this._request({ type: "hang", seconds });
+  }
+
   _request(message, transfer = []) {
     const id = this._nextId++;
     return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject });
+      if (!this._pending.size) this._lastSign = performance.now(); // idle time is no silence
+      this._pending.set(id, { resolve, reject, type: message.type });
       this._worker.postMessage({ id, ...message }, transfer);
     });
   }
 
   _onMessage(message) {
+    this._lastSign = performance.now();
+    if (message.type === "heartbeat") return;
     if (message.type === "progress") {
       this.dispatchEvent(new CustomEvent("progress", { detail: message }));
       return;

@@ -386,6 +386,15 @@ async function onModeChange() {
 
 // Non-fatal errors (a bad prompt) also reject the call that caused them, which shows them;
 // a fatal one (the worker died, or never started) stops the model until a reload.
+// PY-3: the client replaced a stuck worker. The new one boots; the image is encoded again.
+function onRestart() {
+  state.ready = false;
+  state.encoded = false;
+  refreshLoading();
+  renderAll();
+  if (state.image?.blob) openImage(state.image.blob, state.image.name, { keepError: true });
+}
+
 function onClientError(detail) {
   showError(detail);
   if (detail?.fatal === false || state.failed) return;
@@ -466,7 +475,7 @@ async function decodeImage(blob) {
   }
 }
 
-async function openImage(blob, name) {
+async function openImage(blob, name, { keepError = false } = {}) {
   const token = ++state.imageToken;
   let bitmap;
   try {
@@ -476,9 +485,9 @@ async function openImage(blob, name) {
     return;
   }
   if (token !== state.imageToken) return bitmap.close();
-  hideError();
+  if (!keepError) hideError();
   state.image?.bitmap.close();
-  state.image = { bitmap, width: bitmap.width, height: bitmap.height, name, token };
+  state.image = { bitmap, blob, width: bitmap.width, height: bitmap.height, name, token };
   Object.assign(state, { encoded: false, encoding: true, prompts: [], result: null });
   Object.assign(state, { preview: null, workerHasCommit: false, encoderMs: null, decoderMs: null });
   state.imageInfo = null;
@@ -1053,6 +1062,7 @@ function wire() {
   client.addEventListener("ready", (event) => onReady(event.detail ?? {}));
   client.addEventListener("error", (event) => onClientError(event.detail ?? event));
   client.addEventListener("mode", () => renderModes());
+  client.addEventListener("restart", onRestart);
   const canvas = view.markerCanvas;
   canvas.addEventListener("pointerdown", onPointerDown);
   canvas.addEventListener("pointermove", onPointerMove);

@@ -21,6 +21,12 @@ let pyodide = null;
 const post = (message, transfer = []) => self.postMessage(message, transfer);
 const progress = (stage, fraction, message) => post({ type: "progress", stage, fraction, message });
 
+// PY-3: a sign of life for client.js's watchdog, sent whenever this thread's event loop turns
+// (Python awaits the GPU block by block, so long inferences keep beating; a blocked thread
+// does not).
+const HEARTBEAT_MS = 2_000;
+setInterval(() => post({ type: "heartbeat" }), HEARTBEAT_MS);
+
 // Violations inside the worker are not seen by the page: report them (WB-1 tests count them).
 self.addEventListener("securitypolicyviolation", (event) =>
   post({
@@ -253,7 +259,19 @@ async function loseDevice() {
   return { type: "result", result: null };
 }
 
-const HANDLERS = { init, setImage, predict, setMode, loseDevice };
+// Testing GP-6: GPU errors inside error scopes come back named, and the device still works.
+async function provokeGpuErrors() {
+  return { type: "result", result: plain(await session.provoke_gpu_errors()) };
+}
+
+// Testing PY-3: block this thread as a stuck inference would (no heartbeat, no answer).
+async function hang({ seconds }) {
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end);
+  return { type: "result", result: null };
+}
+
+const HANDLERS = { init, setImage, predict, setMode, loseDevice, hang, provokeGpuErrors };
 
 // Python errors carry a traceback: the page shows the last line, without the module path.
 function describe(err) {

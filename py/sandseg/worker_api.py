@@ -99,6 +99,9 @@ class Session:
         self._weights: Any = None  # the JS Uint8Array, kept for rebuilding after a loss
         self._image: tuple[bytes, int, int, tuple[bytes, str] | None] | None = None
         self._previous: bytes | None = None
+        # The image's embeddings, copied off the GPU once encoded (4 MiB): a rebuilt device
+        # gets them back without encoding the image again. (bytes, (height, width))
+        self._kept: tuple[bytes, tuple[int, int]] | None = None
         self._last_loss = -LOSS_WINDOW_S
 
     @property
@@ -203,7 +206,8 @@ class Session:
             upload = (file.to_bytes(), file_type)
         self._image = (pixels.to_bytes(), height, width, upload)
         self._previous = None
-        result = await self._recovering(self._encode)
+        self._kept = None
+        result = await self._recovering(self._encode, replay_image=False)
         plan = self._offload().planner.last_plan if self._offload().mode == "auto" else None
         return _to_js(
             {
@@ -216,6 +220,7 @@ class Session:
                 "downloadBytes": result.download_bytes,
                 "serverMs": result.server_seconds * 1000,
                 "clientMs": {k: v * 1000 for k, v in result.client_parts.items()},
+                "submissionsMs": [[name, s * 1000] for name, s in result.submissions],
             }
         )
 
@@ -257,6 +262,24 @@ class Session:
             }
         )
 
+    async def provoke_gpu_errors(self) -> Any:
+        """Testing GP-6: a buffer no GPU can hold and a shader that does not compile, each in
+        its error scopes; returns the GPUError messages they raised (both must name what
+        failed) and leaves the device working."""
+        device = self._ready_device()
+        messages = []
+        try:
+            async with device.error_scope("a 1 TiB buffer"):
+                device._create_buffer(1 << 40)
+        except GPUError as exc:
+            messages.append(str(exc))
+        try:
+            device._create_pipeline("not_wgsl", "this is not WGSL", {}, 1, 1)
+            await device.check_errors()
+        except GPUError as exc:
+            messages.append(str(exc))
+        return _to_js(messages)
+
     def lose_device(self) -> None:
         """Testing GP-1: destroy the device as a driver reset would."""
         self._ready()[0].destroy()
@@ -287,6 +310,9 @@ class Session:
         result = await self._offload().set_image(data, height, width, 4, upload)
         if self.device is not None and self.predictor is not None:
             await self.device.finish()
+            if result.mode != "server":
+                embeddings = await self.predictor.get_image_embedding_async()
+                self._kept = (embeddings, (height, width))
         return result
 
     async def _decode(self, prompt: dict[str, Any], refine: bool) -> Prediction:
@@ -303,9 +329,14 @@ class Session:
             multimask_output=bool(prompt.get("multimask", True)),
         )
 
-    async def _recovering[T](self, step: Callable[[], Awaitable[T]]) -> T:
+    async def _recovering[T](
+        self, step: Callable[[], Awaitable[T]], *, replay_image: bool = True
+    ) -> T:
         """Run `step`; if the device was lost meanwhile, rebuild everything and retry once.
-        A second loss within LOSS_WINDOW_S switches to the server, when there is one (GP-1)."""
+        A second loss within LOSS_WINDOW_S switches to the server when there is one (GP-1);
+        without one, the device is rebuilt again: the page never needs a reload for a loss.
+        replay_image: put the current image back on the new device first (not when `step`
+        encodes an image itself)."""
         try:
             return await step()
         except InputError:
@@ -314,18 +345,17 @@ class Session:
             if self.device is None or not await self._was_lost():
                 raise
         now = time.monotonic()
-        if now - self._last_loss < LOSS_WINDOW_S:
+        if now - self._last_loss < LOSS_WINDOW_S and self._offload().client is not None:
             reason = (
                 f"the GPU device was lost twice within {LOSS_WINDOW_S:.0f} s ({self.device.lost})"
             )
-            if self._offload().client is None:
-                raise RuntimeError(f"{reason}; reload the page to try again")
             self._drop_device()
             self._offload().disable_client(reason)
-            await self._encode()
+            if replay_image:
+                await self._encode()
             return await step()
         self._last_loss = now
-        await self._rebuild()
+        await self._rebuild(replay_image)
         return await step()
 
     async def _was_lost(self) -> bool:
@@ -341,7 +371,7 @@ class Session:
         self.device = None
         self.predictor = None
 
-    async def _rebuild(self) -> None:
+    async def _rebuild(self, replay_image: bool) -> None:
         lost = self.device.lost if self.device else None
         js.console.warn(f"sandseg: the GPU device was lost ({lost}); rebuilding it")
         problem = await self.open_device() or await self.load_model(self._weights)
@@ -353,5 +383,9 @@ class Session:
             offload.disable_client(problem)
         else:
             offload.predictor = self.predictor
-        if self._image is not None:
+        if not replay_image or self._image is None or offload.image_mode == "server":
+            return
+        if self._kept is not None and self.predictor is not None:
+            self.predictor.set_image_embedding(*self._kept)
+        else:
             await self._encode()

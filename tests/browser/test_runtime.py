@@ -87,6 +87,7 @@ def _flip_byte(path: Path) -> None:
 @pytest.mark.parametrize(
     "target", ["pyodide/pyodide.asm.wasm", "pyodide/pyodide-lock.json", "wheel", "weights"]
 )
+@pytest.mark.requirement("WB-2")
 def test_tampered_file_fails_closed(open_app, bundle_dir, weights_file, tmp_path, target) -> None:
     bundle = tmp_path / "dist"
     shutil.copytree(bundle_dir, bundle)
@@ -117,6 +118,7 @@ def picture1(app_page) -> dict[str, Any]:
 
 @pytest.mark.parametrize("tag", ["multi", "single"])
 @pytest.mark.parametrize("prompt", list(PROMPTS))
+@pytest.mark.requirement("PY-1", "GP-4")
 def test_conformance(app_page, picture1, reference, prompt: str, tag: str) -> None:
     assert (picture1["height"], picture1["width"]) == reference["image_rgb"].shape[:2]
     assert picture1["backend"] == "client"
@@ -220,6 +222,7 @@ def test_bad_input_keeps_the_page_working(app_page, picture1, reference, bad_fil
 # -- GP-1: the device is lost mid-session; the next call rebuilds and retries ---------------
 
 
+@pytest.mark.requirement("GP-1")
 def test_device_loss_is_recovered(app_page, picture1, reference) -> None:
     app_page.evaluate("() => window.sandseg.getClient().loseDeviceForTesting()")
     result = predict(app_page, "center_box", multimask=True)
@@ -228,22 +231,89 @@ def test_device_loss_is_recovered(app_page, picture1, reference) -> None:
     assert app_page.status() == "ready"
 
 
-# -- PY-2: Wasm memory does not grow over 20 clicks -----------------------------------------
+@pytest.mark.requirement("GP-6")
+def test_gpu_errors_in_error_scopes_are_named_and_harmless(
+    app_page, picture1, reference, evidence
+) -> None:
+    """A 1 TiB buffer and a shader that is not WGSL, each inside error scopes"""
+    messages = app_page.evaluate("() => window.sandseg.getClient().provokeGpuErrorsForTesting()")
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("a 1 TiB buffer: "), messages[0]
+    assert "kernel 'not_wgsl'" in messages[1], messages[1]
+    # The device survived both: the next click is the official mask, on this GPU.
+    result = predict(app_page, "center_box", multimask=True)
+    assert result["mode"] == "client"
+    assert_masks_match(masks_of(result), reference["center_box__multi__masks"][0], "after")
+    evidence("GP-6", f"2 of 2 GPU errors raised by name: {messages[0][:60]}...; device still works")
 
 
-def test_wasm_memory_is_flat_over_20_predictions(app_page, picture1) -> None:
-    sizes = []
-    for i in range(20):
-        predict(app_page, list(PROMPTS)[i % 3], multimask=True)
-        sizes.append(app_page.evaluate("() => window.sandseg.lastResult.wasmBytes"))
-    print(f"Wasm memory after 1 and 20 predictions: {sizes[0]} and {sizes[-1]} bytes")
+# -- PY-2: Wasm memory does not grow over 100 clicks ----------------------------------------
+
+# N predictions in the page, cycling through the prompts; the Wasm heap's size after each.
+PREDICT_N_TIMES = """async ([prompts, n]) => {
+  const client = window.sandseg.getClient();
+  const sizes = [];
+  for (let i = 0; i < n; i++) {
+    sizes.push((await client.predict({...prompts[i % prompts.length], multimask: true})).wasmBytes);
+  }
+  return sizes;
+}"""
+
+
+@pytest.mark.requirement("PY-2")
+def test_wasm_memory_is_flat_over_100_predictions(app_page, picture1, evidence) -> None:
+    sizes = app_page.evaluate(PREDICT_N_TIMES, [list(PROMPTS.values()), 100])
+    growth = sizes[-1] - sizes[0]
+    evidence(
+        "PY-2",
+        f"Wasm memory {sizes[0] / 2**20:.0f} MiB after 1 prediction, {growth / 2**20:+.1f} MiB "
+        f"after {len(sizes)}",
+    )
     assert sizes[-1] < 1 << 30
-    assert sizes[-1] - sizes[0] < 16 << 20
+    assert growth < 16 << 20
+
+
+# -- GP-5: the encoder reaches the GPU one block at a time ------------------------------------
+
+# preprocess, then patch_embed, layers.0-3 block by block (with their downsampling), neck.
+ENCODER_SUBMISSIONS = [
+    "preprocess",
+    "patch_embed[0]",
+    *(f"layers.0[{i}]" for i in range(3)),
+    *(f"layers.1[{i}]" for i in range(3)),
+    *(f"layers.2[{i}]" for i in range(7)),
+    *(f"layers.3[{i}]" for i in range(2)),
+    "neck[0]",
+]
+# What the browser's GPU watchdog tolerates (RELIABILITY.md GP-5).
+SUBMISSION_LIMIT_MS = 500
+
+
+@pytest.mark.requirement("GP-5")
+def test_the_encoder_is_submitted_block_by_block(app_page, picture1, evidence) -> None:
+    """The encoder is submitted and awaited block by block; the longest submission measured"""
+    submissions = picture1["submissionsMs"]
+    assert [name for name, _ in submissions] == ENCODER_SUBMISSIONS
+    name, longest = max(submissions, key=lambda s: s[1])
+    total = sum(ms for _, ms in submissions)
+    adapter = app_page.evaluate("() => window.sandseg.getClient().adapter")
+    evidence(
+        "GP-5",
+        f"{len(submissions)} submissions per image, longest {name} {longest:.0f} ms "
+        f"(of {total / 1000:.1f} s) on {adapter}",
+    )
+    if longest > SUBMISSION_LIMIT_MS:
+        # On SwiftShader (a CPU) one block is up to ~2 GFLOP of single dispatches: under the
+        # limit only if single matmuls and convolutions are split too, which they are not yet.
+        evidence.gap("GP-5", f"longest submission {longest:.0f} ms > {SUBMISSION_LIMIT_MS} ms")
+    # A stage in one submission (layers.2: 7 blocks) would take several times a block.
+    assert longest < total / 4, f"one submission holds {longest / total:.0%} of the encoder"
 
 
 # -- WB-1 over the whole session; the Cache API keeps the weights across a reload ----------
 
 
+@pytest.mark.requirement("WB-1")
 def test_csp_probes_see_violations(open_app) -> None:
     """The probes behind the 0-violations check do see violations, in the page and in the
     worker (an image and a fetch from another origin)."""
@@ -262,6 +332,7 @@ def test_csp_probes_see_violations(open_app) -> None:
     page.close()
 
 
+@pytest.mark.requirement("WB-1", "PY-4")
 def test_no_csp_violations_and_weights_cached_on_reload(app_page) -> None:
     assert app_page.csp_violations() == []
     app_page.page.reload()
