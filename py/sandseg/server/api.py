@@ -34,6 +34,7 @@ from .limits import (
     Admission,
     ClientGone,
     Deadline,
+    discard_body,
     read_body,
     require_content_type,
     until_disconnected,
@@ -45,6 +46,9 @@ log = logging.getLogger("sandseg.server")
 PREFIX = "/api/v1"
 WIRE_DTYPES = ["float32", "float16"]
 MODEL_NAME = "MobileSAM (TinyViT-5M image encoder, vit_t)"
+# How long a refused request's body is read and dropped before its 503 (see discard_body):
+# a 16 MB boundary tensor over a 50 Mbit/s link.
+DISCARD_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -215,15 +219,24 @@ class OffloadApi:
 
     async def _body(self, request: Request, types: tuple[str, ...]) -> bytes:
         require_content_type(request, types)
-        self.admission.check()  # LD-1: a full queue refuses before the body is read
+        await self._admit(request)
         return await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
+
+    async def _admit(self, request: Request) -> None:
+        """LD-1: a full queue refuses before the body is parsed or converted. The body is
+        still read (and dropped, for at most DISCARD_S) so that the 503 reaches the client."""
+        try:
+            self.admission.check()
+        except ApiError:
+            await discard_body(request, self.settings.max_body_bytes, DISCARD_S)
+            raise
 
     async def _encode_upload(
         self, request: Request, with_embeddings: bool
     ) -> tuple[str, Upload, str]:
         deadline = Deadline(self.settings.deadline_s)
         media_type = require_content_type(request, (*IMAGE_TYPES, PIXELS_TYPE))
-        self.admission.check()
+        await self._admit(request)
         body = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
         key = hashlib.sha256(body).hexdigest()
         image = None

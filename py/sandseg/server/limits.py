@@ -56,6 +56,24 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes
     return b"".join(chunks)
 
 
+async def discard_body(request: Request, max_bytes: int, timeout_s: float) -> None:
+    """Read and drop what the client is still sending, at most `max_bytes` for at most
+    `timeout_s`, so that an answer given before the body (a 503) reaches it. A server that
+    answers and closes while a body is still arriving makes the client's TCP stack see a
+    reset, and most clients then report a connection error instead of the answer: measured
+    with `sandseg bench load`, every refused 5 MB neck body ended that way."""
+    declared = _content_length(request)
+    if declared is not None and declared > max_bytes:
+        return
+    received = 0
+    with contextlib.suppress(TimeoutError, ClientDisconnect):
+        async with asyncio.timeout(timeout_s), contextlib.aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                received += len(chunk)
+                if received > max_bytes:
+                    return
+
+
 def require_content_type(request: Request, allowed: tuple[str, ...]) -> str:
     """The request's media type (lower case, parameters dropped), if it is one of `allowed`
     (lower case); otherwise (a missing header too) 415."""
