@@ -35,3 +35,15 @@ def record_jobs(monkeypatch: pytest.MonkeyPatch, engine: Any) -> list[tuple[str,
 
     monkeypatch.setattr(engine, "run_stages", recorded)
     return jobs
+
+
+def server_timing(response: Any) -> dict[str, float]:
+    """Server-Timing "queue;dur=1.0, compute;dur=2.0" -> {"queue": 1.0, "compute": 2.0} (ms);
+    entries without a duration are left out."""
+    durations = {}
+    for entry in response.headers["server-timing"].split(","):
+        name, *params = (part.strip() for part in entry.split(";"))
+        for param in params:
+            if param.startswith("dur="):
+                durations[name] = float(param.removeprefix("dur="))
+    return durations

@@ -34,7 +34,7 @@ from sandseg.server.lifecycle import Readiness
 from sandseg.weights import HostTensor, dump_safetensors, manifest_path
 from tests.conftest import require
 
-from .conftest import record_jobs
+from .conftest import record_jobs, server_timing
 
 OCTETS = "application/octet-stream"
 PHOTO = Path("/work/shared/images/picture1.jpg")
@@ -127,18 +127,6 @@ def embeddings_of(content: bytes) -> tuple[np.ndarray, dict[str, str]]:
 def rel_l2(got: np.ndarray, want: np.ndarray) -> float:
     got, want = got.astype(np.float64), want.astype(np.float64)
     return float(np.linalg.norm(got - want) / np.linalg.norm(want))
-
-
-def timing(response) -> dict[str, float]:
-    """Server-Timing "queue;dur=1.0, compute;dur=2.0" -> {"queue": 1.0, "compute": 2.0} (ms);
-    entries without a duration are left out."""
-    durations = {}
-    for entry in response.headers["server-timing"].split(","):
-        name, *params = (part.strip() for part in entry.split(";"))
-        for param in params:
-            if param.startswith("dur="):
-                durations[name] = float(param.removeprefix("dur="))
-    return durations
 
 
 def assert_json_error(response, status: int, message: str) -> str:
@@ -693,7 +681,7 @@ def test_stages_answer_float32_and_float16(client, stages) -> None:
         )
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == OCTETS
-        assert timing(response)["compute"] > 0
+        assert server_timing(response)["compute"] > 0
         return embeddings_of(response.content)[0]
 
     as_f32 = run(stages["neck"], "F32", "float32")
@@ -719,7 +707,7 @@ def test_an_upload_is_encoded_once(client, uploaded, reference) -> None:
     )
     assert again.status_code == 200
     assert again.json() == {**uploaded.first, "cached": True}
-    assert timing(again)["compute"] < 50, again.headers["server-timing"]
+    assert server_timing(again)["compute"] < 50, again.headers["server-timing"]
     assert 'cache;desc="hit"' in again.headers["server-timing"]
 
 
@@ -736,7 +724,7 @@ def test_image_embeddings_are_the_official_ones(client, uploaded, reference) -> 
         got, metadata = embeddings_of(response.content)
         assert metadata == {"image_sha256": uploaded.sha, "height": str(h), "width": str(w)}
         assert rel_l2(got, want) <= tolerance, dtype
-        assert timing(response)["compute"] < 1000, "the cached image was encoded again"
+        assert server_timing(response)["compute"] < 1000, "the cached image was encoded again"
 
 
 def predict(client: TestClient, sha: str, body: bytes, gzip: bool = False):

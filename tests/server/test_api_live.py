@@ -27,7 +27,7 @@ from sandseg.server.api import ApiSettings
 from sandseg.server.thread import ServerThread
 from tests.conftest import require
 
-from .conftest import record_jobs
+from .conftest import record_jobs, server_timing
 
 OCTETS = "application/octet-stream"
 PHOTO = Path("/work/shared/images/dogs.jpg")
@@ -60,18 +60,6 @@ def predict(url: str, sha: str) -> httpx2.Response:
         return client.post(
             f"/api/v1/images/{sha}/predict", content=PROMPT, headers={"Content-Type": OCTETS}
         )
-
-
-def server_timing(response: httpx2.Response) -> dict[str, float]:
-    """Server-Timing "queue;dur=1.0, compute;dur=2.0" -> {"queue": 1.0, "compute": 2.0} (ms);
-    entries without a duration are left out."""
-    durations = {}
-    for entry in response.headers["server-timing"].split(","):
-        name, *params = (part.strip() for part in entry.split(";"))
-        for param in params:
-            if param.startswith("dur="):
-                durations[name] = float(param.removeprefix("dur="))
-    return durations
 
 
 # -- LD-1: 100 concurrent requests, exactly 1 in flight + 4 queued admitted ------------------
