@@ -30,14 +30,6 @@ SANDSEG = Path(sys.executable).with_name("sandseg")
 GOOD_TOKEN = "k" * 32
 
 
-@pytest.fixture
-def bundle(tmp_path: Path) -> Path:
-    root = tmp_path / "dist"
-    root.mkdir()
-    (root / "index.html").write_text("<!doctype html><title>sandseg</title>")
-    return root
-
-
 class EngineReached(Exception):
     pass
 
