@@ -19,7 +19,7 @@
 // CPU adapters (lavapipe: 8 rows run ~3x faster than 1). Query rows and accumulators are
 // spelled out as 8 vec4 each (KD, DV <= 32, multiples of 4, as override constants) and the
 // rows as r0..r7: loop-indexed local arrays are spilled to memory on LLVM adapters (see
-// matmul.wgsl). Grid: (ceil(Nq / (WG * ROWS)), heads, B).
+// matmul.wgsl). Grid: (ceil(Nq / (WG * ROWS)), heads, B), or a range of the batches from b0.
 
 override WG: u32 = 8u;
 override ROWS: u32 = 8u;
@@ -32,6 +32,8 @@ struct Params {
     q_batch: u32, q_row: u32, q_off: u32, q_head: u32,
     k_batch: u32, k_row: u32, k_off: u32, k_head: u32,
     v_batch: u32, v_row: u32, v_off: u32, v_head: u32,
+    // b0: this dispatch's first batch (a long attention goes as several dispatches).
+    b0: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
@@ -137,7 +139,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let h = gid.y;
-    let b = gid.z;
+    let b = gid.z + p.b0;
     let q_at = b * p.q_batch + p.q_off + h * p.q_head;
     var k_at = b * p.k_batch + p.k_off + h * p.k_head;
     var v_at = b * p.v_batch + p.v_off + h * p.v_head;

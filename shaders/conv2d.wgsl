@@ -21,7 +21,8 @@
 // input pixels and read neighbouring weights. A tap that falls into the padding reads a
 // valid address and selects 0 instead, so nothing is read out of bounds.
 // Otherwise (the simple path) invocation t computes output elements 4t .. 4t+3 (flat).
-// Grid: grid_1d(invocations, WG), indexed as gid.x + gid.y * (num_workgroups.x * WG).
+// Grid: grid_1d(invocations, WG), indexed as first + gid.x + gid.y * (num_workgroups.x * WG):
+// a large convolution goes as several dispatches, each over a range of invocations.
 
 //! include activation.wgsl
 
@@ -38,6 +39,8 @@ struct Params {
     // m = Ho * Wo; bpg = channel blocks of 16 per group; col_blocks = groups * bpg;
     // count = Ho * Wo * Cout output elements.
     m: u32, bpg: u32, col_blocks: u32, count: u32,
+    // first: this dispatch's first invocation.
+    first: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -226,7 +229,7 @@ fn element(t: u32) -> f32 {
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = gid.x + gid.y * (nwg.x * WG);
+    let t = p.first + gid.x + gid.y * (nwg.x * WG);
     if (BLOCKED) {
         blocked(t);
     } else {

@@ -17,7 +17,8 @@
 // per-lane gather on lavapipe), not by bandwidth.
 // Otherwise (the simple path, for C not a multiple of 4) invocation t computes output
 // elements 4t .. 4t+3 (flat), reading the vec4 bindings one component at a time.
-// Grid: grid_1d(invocations, WG), indexed as gid.x + gid.y * (num_workgroups.x * WG).
+// Grid: grid_1d(invocations, WG), indexed as first + gid.x + gid.y * (num_workgroups.x * WG):
+// a large convolution goes as several dispatches, each over a range of invocations.
 
 //! include activation.wgsl
 
@@ -30,8 +31,9 @@ override VEC4: bool = true;
 struct Params {
     h: u32, w: u32, c: u32, ho: u32,
     wo: u32, kh: u32, kw: u32, stride: u32,
-    // groups = pixel groups of 4 per output row; count = output elements (simple path).
-    pad: u32, groups: u32, count: u32, _pad: u32,
+    // groups = pixel groups of 4 per output row; count = output elements (simple path);
+    // first = this dispatch's first invocation.
+    pad: u32, groups: u32, count: u32, first: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -157,7 +159,7 @@ fn element(t: u32) -> f32 {
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = gid.x + gid.y * (nwg.x * WG);
+    let t = p.first + gid.x + gid.y * (nwg.x * WG);
     if (VEC4) {
         vec4_path(t);
     } else {

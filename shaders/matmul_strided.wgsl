@@ -8,7 +8,8 @@
 // Bindings: 0 a (read), 1 b (read), 2 bias (read), 3 residual (read), 4 c (read_write),
 // 5 params (uniform).
 //
-// One invocation computes one element of C. Grid: (ceil(N / 8), ceil(M / 8), batch).
+// One invocation computes one element of C. Grid: (ceil(N / 8), ceil(M / 8), batch), or a
+// range of its rows of workgroups starting at row y0.
 
 //! include activation.wgsl
 
@@ -19,7 +20,8 @@ override HAS_RESIDUAL: bool = false;
 struct Params {
     m: u32, n: u32, k: u32, alpha: f32,
     sab: u32, sam: u32, sak: u32, sbb: u32,
-    sbk: u32, sbn: u32, _pad0: u32, _pad1: u32,
+    // y0: the first row of this dispatch (a large product goes as several).
+    sbk: u32, sbn: u32, y0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -32,7 +34,7 @@ struct Params {
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col = gid.x;
-    let row = gid.y;
+    let row = gid.y + p.y0;
     if (row >= p.m || col >= p.n) {
         return;
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from sandseg.gpu import Device, Tensor
@@ -56,3 +58,23 @@ def assert_close(
         f"{int((diff > bound).sum())} of {diff.size} out of tolerance; "
         f"first values got {actual.ravel()[:4]}, want {expected.ravel()[:4]}"
     )
+
+
+def split_and_whole(device: Device, monkeypatch, op: Callable[[], Tensor], pieces: int | None):
+    """For GP-5's split dispatches: op() unsplit, then again with a work budget of 1/pieces of
+    its work (None: a budget so small that every unit is its own dispatch). Returns both
+    results and how many dispatches the split run took. A slice runs the same code on the
+    same elements, so the two must be equal bit for bit."""
+    whole = op()
+    work = device._records[-1].work  # the op's one dispatch, not yet submitted
+    expected = from_gpu(whole)
+    budget = 1e-9 if pieces is None else work / pieces
+    monkeypatch.setattr(device, "work_budget", lambda: budget)
+    before = device.dispatch_count
+    got = from_gpu(op())
+    return expected, got, device.dispatch_count - before
+
+
+def assert_split(expected, got, dispatches: int, at_least: int, at_most: int) -> None:
+    assert at_least <= dispatches <= at_most, f"{dispatches} dispatches"
+    np.testing.assert_array_equal(got, expected)

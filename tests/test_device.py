@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,67 @@ def test_no_adapter_fails_with_how_to_install_one(monkeypatch):
 def test_upload_checks_its_size(gpu_device):
     with pytest.raises(ValueError, match="needs 16 bytes"):
         gpu_device.upload(b"\0" * 12, (4,))
+
+
+# -- pacing (GP-5): submissions of about `submission_target_s` each ---------------------------
+
+
+def paced(device, monkeypatch, budget: float | None = None) -> None:
+    """Pacing on, with no rate learned yet and, if given, a fixed work budget."""
+    monkeypatch.setattr(device, "submission_target_s", 0.05)
+    monkeypatch.setattr(device, "_rates", device_module.deque(maxlen=device_module.RATE_SAMPLES))
+    if budget is not None:
+        monkeypatch.setattr(device, "work_budget", lambda: budget)
+
+
+def test_paced_work_goes_as_submissions_of_at_most_the_budget(gpu_device, rng, monkeypatch):
+    x = to_gpu(gpu_device, rng.standard_normal((64, 64)).astype(np.float32))
+    one_add = 3 * x.nbytes * device_module.BYTE_WORK  # two inputs and an output
+    paced(gpu_device, monkeypatch, budget=3.5 * one_add)
+    before = gpu_device.submit_count
+    y = x
+    for _ in range(10):
+        y = ops.add(y, x)
+    done = asyncio.run(gpu_device.finish())
+    assert [s.work for s in done] == [3 * one_add, 3 * one_add, 3 * one_add, one_add]
+    assert done[0].label == "elementwise .. elementwise (3 commands)"
+    assert all(s.seconds > 0 for s in done)
+    assert gpu_device.submit_count == before + 4
+    np.testing.assert_allclose(from_gpu(y), 11 * from_gpu(x), rtol=1e-6)
+
+
+def test_submit_cuts_at_the_budget_too(gpu_device, rng, monkeypatch):
+    # A read-back submits without waiting in between: still one command buffer per budget.
+    x = to_gpu(gpu_device, rng.standard_normal((64, 64)).astype(np.float32))
+    paced(gpu_device, monkeypatch, budget=1.0)  # below one add: each its own submission
+    before = gpu_device.submit_count
+    y = ops.add(ops.add(x, x), x)
+    np.testing.assert_allclose(from_gpu(y), 3 * from_gpu(x), rtol=1e-6)
+    assert gpu_device.submit_count == before + 2
+
+
+def test_the_budget_follows_the_measured_rate(gpu_device, rng, monkeypatch):
+    paced(gpu_device, monkeypatch)
+    assumed = device_module.ASSUMED_WORK_RATE * 0.05
+    assert gpu_device.work_budget() == assumed
+    a = to_gpu(gpu_device, rng.standard_normal((1024, 1024)).astype(np.float32))
+    for _ in range(3):
+        ops.matmul(a, a)  # 2.1 GFLOP each: split into dispatches of at most the budget
+        done = asyncio.run(gpu_device.finish())
+        assert all(s.work <= gpu_device.work_budget() * 1.001 for s in done[:-1])
+    full = [s.work / s.seconds for s in done if s.work >= gpu_device.work_budget() / 2]
+    # Every full submission taught the device its rate; the budget is their lower quartile's.
+    rates = sorted(gpu_device._rates)
+    assert len(rates) == device_module.RATE_SAMPLES and full
+    assert gpu_device.work_rate() == rates[2]
+    assert gpu_device.work_budget() == pytest.approx(rates[2] * 0.05)
+    assert gpu_device.work_budget() != assumed
+
+
+def test_without_a_target_nothing_is_cut(gpu_device, rng):
+    assert gpu_device.submission_target_s is None and gpu_device.work_budget() is None
+    a = to_gpu(gpu_device, rng.standard_normal((512, 512)).astype(np.float32))
+    before = gpu_device.dispatch_count
+    ops.matmul(a, a)
+    done = asyncio.run(gpu_device.finish())
+    assert gpu_device.dispatch_count == before + 1 and len(done) == 1

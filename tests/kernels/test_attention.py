@@ -9,7 +9,7 @@ import pytest
 
 from sandseg.ops import OpError
 from sandseg.ops.attention import attention, qkv_packed
-from tests.gpu_helpers import assert_close, from_gpu, to_gpu
+from tests.gpu_helpers import assert_close, assert_split, from_gpu, split_and_whole, to_gpu
 from tests.reference import multihead as ref
 
 # The module, not the function of the same name that sandseg.ops may re-export.
@@ -168,3 +168,28 @@ def test_attention_rejects_wrong_dtype(device):
     t = device.empty((1, 4, 8))
     with pytest.raises(OpError, match="attention: k must be f32"):
         attention(t, device.empty((1, 4, 8), "u32"), t, heads=1, head_dim=8)
+
+
+# -- GP-5: a large dispatch split into slices gives the unsplit result, bit for bit --------
+
+
+@pytest.mark.parametrize(
+    ("windows", "tokens", "heads", "pieces"),
+    [
+        (25, 196, 5, 4),  # layers.2: 5 x 5 windows of 14 x 14, the longest attention
+        (7, 9, 2, None),  # every window its own dispatch
+    ],
+)
+def test_attention_split_by_windows(device, rng, monkeypatch, windows, tokens, heads, pieces):
+    kd = dv = 32
+    qkv = _normal(rng, windows, tokens, heads * (2 * kd + dv))
+    bias = _normal(rng, heads, tokens, tokens)
+    gqkv, gbias = to_gpu(device, qkv), to_gpu(device, bias)
+
+    def op():
+        return qkv_packed(gqkv, heads=heads, key_dim=kd, v_dim=dv, bias=gbias)
+
+    expected, got, dispatches = split_and_whole(device, monkeypatch, op, pieces)
+    assert_split(expected, got, dispatches, 2, pieces or windows)
+    want = ref.attention(*ref.split_packed_qkv(qkv, heads, kd, dv), bias=bias)
+    assert_close(got, want, atol=1e-5)

@@ -7,7 +7,7 @@ import pytest
 
 from sandseg.ops import OpError
 from sandseg.ops.conv import conv2d
-from tests.gpu_helpers import assert_close, from_gpu, to_gpu
+from tests.gpu_helpers import assert_close, assert_split, from_gpu, split_and_whole, to_gpu
 from tests.reference import conv as ref
 
 
@@ -159,3 +159,33 @@ def test_conv2d_rejects_bad_bias_residual_and_dtype(device):
         conv2d(x, w, residual=device.empty((4, 4, 8)))
     with pytest.raises(OpError, match="x must be f32"):
         conv2d(device.empty((4, 4, 4), "u32"), w)
+
+
+# -- GP-5: a large dispatch split into slices gives the unsplit result, bit for bit --------
+
+
+def f32(rng, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "pieces"),
+    [
+        ((64, 64, 256), (3, 3, 256, 256), 1, 1, 6),  # the neck's 3x3, 2.4 GFLOP
+        ((512, 512, 32), (3, 3, 32, 64), 2, 1, 5),  # patch_embed's second convolution
+        ((40, 30, 3), (3, 3, 3, 5), 2, 1, None),  # the simple path (5 channels), per workgroup
+    ],
+)
+def test_conv2d_split_by_invocations(
+    device, rng, monkeypatch, x_shape, w_shape, stride, padding, pieces
+):
+    x, w, bias = f32(rng, *x_shape), f32(rng, *w_shape) * 0.1, f32(rng, w_shape[3])
+    gx, gw, gbias = to_gpu(device, x), to_gpu(device, w), to_gpu(device, bias)
+
+    def op():
+        return conv2d(gx, gw, gbias, stride=stride, padding=padding, act="gelu")
+
+    expected, got, dispatches = split_and_whole(device, monkeypatch, op, pieces)
+    assert_split(expected, got, dispatches, 2, pieces or 10**6)
+    want = ref.conv2d(x, w, bias, stride=stride, padding=padding, act="gelu")
+    assert_close(got, want, atol=1e-4, rtol=1e-4)

@@ -7,7 +7,7 @@ import pytest
 
 from sandseg.ops import OpError
 from sandseg.ops.conv import conv2d_depthwise
-from tests.gpu_helpers import assert_close, from_gpu, to_gpu
+from tests.gpu_helpers import assert_close, assert_split, from_gpu, split_and_whole, to_gpu
 from tests.reference import conv as ref
 
 
@@ -142,3 +142,33 @@ def test_conv2d_depthwise_rejects_bad_bias_residual_and_dtype(device):
         conv2d_depthwise(x, w, stride=2, residual=device.empty((4, 4, 4)))
     with pytest.raises(OpError, match="weight must be f32"):
         conv2d_depthwise(x, device.empty((3, 3, 4), "i32"))
+
+
+# -- GP-5: a large dispatch split into slices gives the unsplit result, bit for bit --------
+
+
+def f32(rng, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "stride", "pieces"),
+    [
+        ((256, 256, 256), 1, 6),  # layers.0's MBConv, the largest depthwise convolution
+        ((64, 64, 160), 2, 3),  # a downsampling one
+        ((9, 7, 6), 1, None),  # the simple path (6 channels), per workgroup
+    ],
+)
+def test_conv2d_depthwise_split_by_invocations(device, rng, monkeypatch, x_shape, stride, pieces):
+    x, w, bias = f32(rng, *x_shape), f32(rng, 3, 3, x_shape[2]), f32(rng, x_shape[2])
+    res_shape = ((x_shape[0] - 1) // stride + 1, (x_shape[1] - 1) // stride + 1, x_shape[2])
+    res = f32(rng, *res_shape)
+    gx, gw, gbias, gres = (to_gpu(device, t) for t in (x, w, bias, res))
+
+    def op():
+        return conv2d_depthwise(gx, gw, gbias, stride=stride, act="gelu", residual=gres)
+
+    expected, got, dispatches = split_and_whole(device, monkeypatch, op, pieces)
+    assert_split(expected, got, dispatches, 2, pieces or 10**6)
+    want = ref.conv2d_depthwise(x, w, bias, stride=stride, act="gelu", residual=res)
+    assert_close(got, want, atol=1e-5, rtol=1e-5)

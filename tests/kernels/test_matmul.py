@@ -8,7 +8,7 @@ import pytest
 from sandseg import ops
 from sandseg.ops import OpError
 from tests import reference
-from tests.gpu_helpers import assert_close, from_gpu, to_gpu
+from tests.gpu_helpers import assert_close, assert_split, from_gpu, split_and_whole, to_gpu
 
 
 def check_matmul(device, rng, a_shape, b_shape, *, atol=2e-5, **kw):
@@ -92,3 +92,42 @@ def test_matmul_rejects_bad_shapes_naming_them(device, a_shape, b_shape, fragmen
 def test_matmul_rejects_wrong_dtype(device):
     with pytest.raises(OpError, match="must be f32"):
         ops.matmul(device.empty((4, 4), "u32"), device.empty((4, 4)))
+
+
+# -- GP-5: a large dispatch split into slices gives the unsplit result, bit for bit --------
+
+
+def f32(rng, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n", "pieces"),
+    [
+        (4096, 1280, 320, 7),  # layers.3 MLP fc2, the largest product of the encoder
+        (65536, 64, 256, 5),  # layers.0 MBConv expansion
+        (1000, 12, 20, None),  # 32 workgroup rows, each its own dispatch
+    ],
+)
+def test_matmul_split_by_rows(device, rng, monkeypatch, m, k, n, pieces):
+    a, b, bias, res = f32(rng, m, k), f32(rng, k, n), f32(rng, n), f32(rng, m, n)
+    ga, gb, gbias, gres = (to_gpu(device, t) for t in (a, b, bias, res))
+
+    def op():
+        return ops.matmul(ga, gb, bias=gbias, residual=gres, act="gelu")
+
+    expected, got, dispatches = split_and_whole(device, monkeypatch, op, pieces)
+    grid_rows = -(-m // 32)
+    assert_split(expected, got, dispatches, 2, pieces or grid_rows)
+    want = reference.matmul(a, b, bias=bias, residual=res, act="gelu")
+    assert_close(got, want, atol=2e-5 * np.sqrt(k), rtol=1e-5)
+
+
+def test_batched_matmul_split_by_rows(device, rng, monkeypatch):
+    a, b = f32(rng, 3, 70, 8), f32(rng, 3, 8, 12)
+    ga, gb = to_gpu(device, a), to_gpu(device, b)
+    expected, got, dispatches = split_and_whole(
+        device, monkeypatch, lambda: ops.matmul(ga, gb), None
+    )
+    assert_split(expected, got, dispatches, 3, 3)  # 70 rows: 3 workgroup rows, each in z too
+    assert_close(got, reference.matmul(a, b), atol=1e-5, rtol=1e-5)

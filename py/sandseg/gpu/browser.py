@@ -25,6 +25,8 @@ from .device import (
     Device,
     DispatchRecord,
     GPUError,
+    Record,
+    Submission,
 )
 
 # What the device layer relies on, all within WebGPU's defaults (GP-4), requested explicitly.
@@ -52,6 +54,11 @@ def _js(value: Any) -> Any:
 
 
 class BrowserDevice(Device):
+    # The browser's GPU watchdog tolerates a submission of a few seconds at most; 500 ms is our
+    # limit (GP-5) and submissions aim at a fifth of it, leaving room for estimates that are
+    # off for one kernel on one adapter.
+    submission_target_s = 0.1
+
     def __init__(self, device: Any, name: str, features: frozenset[str]) -> None:
         self._device = device
         self._queue = device.queue
@@ -112,11 +119,16 @@ class BrowserDevice(Device):
             errors, self._errors = self._errors, []
             raise GPUError("; ".join(dict.fromkeys(errors)))
 
-    async def finish(self) -> None:
-        """Submit pending work and wait until the GPU has done all of it."""
-        self.submit()
-        await self._queue.onSubmittedWorkDone()
+    async def finish(self) -> list[Submission]:
+        if self._compile_only:  # nothing runs, so nothing may be timed
+            self.submit()
+            return []
+        done = await super().finish()
         await self.check_errors()
+        return done
+
+    async def _all_done(self) -> None:
+        await self._queue.onSubmittedWorkDone()
 
     @contextlib.asynccontextmanager
     async def compile_only(self) -> AsyncIterator[None]:
@@ -204,7 +216,7 @@ class BrowserDevice(Device):
             self._pop_scopes(what)
         return pipeline, group_layout
 
-    def _submit(self, records: list[DispatchRecord | CopyRecord], params: bytes) -> None:
+    def _submit(self, groups: list[list[Record]], params: bytes) -> None:
         if self._compile_only:
             return
         # 1. all the uniform parameters in one buffer, filled while mapped at creation
@@ -221,24 +233,28 @@ class BrowserDevice(Device):
             )
             js.Uint8Array.new(uniforms.getMappedRange()).assign(params)
             uniforms.unmap()
-        # 2. one command encoder; a compute pass per dispatch (labelled), copies between them
+        # 2. a command encoder per group; a compute pass per dispatch (labelled), copies
+        # between them; each group its own submission (GP-5)
+        records = [r for group in groups for r in group]
         labels = [r.label for r in records if isinstance(r, DispatchRecord)] or ["copies"]
         self._push_scopes()
         try:
-            encoder = self._device.createCommandEncoder()
-            for rec in records:
-                if isinstance(rec, CopyRecord):
-                    src, dst = rec.src, rec.dst
-                    encoder.copyBufferToBuffer(
-                        src.buffer, src.offset, dst.buffer, dst.offset, src.size
-                    )
-                else:
-                    self._encode_dispatch(encoder, rec, uniforms)
-            # 3. one submission; the uniform buffer is freed once the GPU is done with it
-            self._queue.submit(_js([encoder.finish()]))
+            for group in groups:
+                encoder = self._device.createCommandEncoder()
+                for rec in group:
+                    if isinstance(rec, CopyRecord):
+                        src, dst = rec.src, rec.dst
+                        encoder.copyBufferToBuffer(
+                            src.buffer, src.offset, dst.buffer, dst.offset, src.size
+                        )
+                    else:
+                        self._encode_dispatch(encoder, rec, uniforms)
+                self._queue.submit(_js([encoder.finish()]))
         finally:
+            # 3. the uniform buffer is freed once the GPU is done with it
             self._pop_scopes(
-                f"a submission of {len(records)} commands ({labels[0]} .. {labels[-1]})"
+                f"{len(groups)} submission(s) of {len(records)} commands "
+                f"({labels[0]} .. {labels[-1]})"
             )
             if uniforms is not None:
                 uniforms.destroy()

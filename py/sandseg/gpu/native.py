@@ -9,7 +9,7 @@ from typing import Any
 
 import wgpu
 
-from .device import CopyRecord, Device, DispatchRecord, GPUError
+from .device import CopyRecord, Device, DispatchRecord, GPUError, Record
 
 _STORAGE = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
 _OPTIONAL_FEATURES = ("shader-f16", "subgroup", "timestamp-query")
@@ -51,43 +51,40 @@ class NativeDevice(Device):
         )
         return pipeline, group_layout
 
-    def _submit(self, records: list[DispatchRecord | CopyRecord], params: bytes) -> None:
+    def _submit(self, groups: list[list[Record]], params: bytes) -> None:
         uniforms = None
         if params:
             uniforms = self._device.create_buffer_with_data(
                 data=params, usage=wgpu.BufferUsage.UNIFORM
             )
-        encoder = self._device.create_command_encoder()
-        for rec in records:
-            if isinstance(rec, CopyRecord):
-                encoder.copy_buffer_to_buffer(
-                    rec.src.buffer, rec.src.offset, rec.dst.buffer, rec.dst.offset, rec.src.size
-                )
-                continue
-            entries = [
-                {"binding": i, "resource": {"buffer": b.buffer, "offset": b.offset, "size": b.size}}
-                for i, b in enumerate(rec.bindings)
-            ]
-            entries.append(
-                {
-                    "binding": len(entries),
-                    "resource": {
-                        "buffer": uniforms,
-                        "offset": rec.params_offset,
-                        "size": rec.params_size,
-                    },
-                }
-            )
-            try:
-                group = self._device.create_bind_group(layout=rec.pipeline[1], entries=entries)
-            except Exception as exc:
-                raise GPUError(f"{rec.label}: bindings do not match the kernel: {exc}") from exc
-            compute = encoder.begin_compute_pass(label=rec.label)
-            compute.set_pipeline(rec.pipeline[0])
-            compute.set_bind_group(0, group)
-            compute.dispatch_workgroups(*rec.grid)
-            compute.end()
-        self._queue.submit([encoder.finish()])
+        for records in groups:
+            encoder = self._device.create_command_encoder()
+            for rec in records:
+                if isinstance(rec, CopyRecord):
+                    src, dst = rec.src, rec.dst
+                    encoder.copy_buffer_to_buffer(
+                        src.buffer, src.offset, dst.buffer, dst.offset, src.size
+                    )
+                else:
+                    self._encode_dispatch(encoder, rec, uniforms)
+            self._queue.submit([encoder.finish()])
+
+    def _encode_dispatch(self, encoder: Any, rec: DispatchRecord, uniforms: Any) -> None:
+        entries = [
+            {"binding": i, "resource": {"buffer": b.buffer, "offset": b.offset, "size": b.size}}
+            for i, b in enumerate(rec.bindings)
+        ]
+        params = {"buffer": uniforms, "offset": rec.params_offset, "size": rec.params_size}
+        entries.append({"binding": len(entries), "resource": params})
+        try:
+            group = self._device.create_bind_group(layout=rec.pipeline[1], entries=entries)
+        except Exception as exc:
+            raise GPUError(f"{rec.label}: bindings do not match the kernel: {exc}") from exc
+        compute = encoder.begin_compute_pass(label=rec.label)
+        compute.set_pipeline(rec.pipeline[0])
+        compute.set_bind_group(0, group)
+        compute.dispatch_workgroups(*rec.grid)
+        compute.end()
 
     async def _read_buffer(self, buffer: Any, offset: int, size: int) -> bytes:
         return self._queue.read_buffer(buffer, offset, size).tobytes() if size else b""
@@ -99,12 +96,15 @@ class NativeDevice(Device):
             return b""
         return self._queue.read_buffer(tensor.buffer, tensor.offset, tensor.nbytes).tobytes()
 
-    async def finish(self) -> None:
-        self.wait_idle()
+    async def _all_done(self) -> None:
+        self._wait_submitted()
 
     def wait_idle(self) -> None:
         """Block until all submitted work is done (benchmarks time with this)."""
         self.submit()
+        self._wait_submitted()
+
+    def _wait_submitted(self) -> None:
         # A read-back waits for all earlier work. (wgpu-py 0.32's on_submitted_work_done has a
         # broken callback signature, so it cannot be used.)
         self._queue.read_buffer(self._dummy.buffer, 0, 4)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
-from ..gpu import Tensor
+from ..gpu import Device, Tensor
 
 ACTIVATIONS = {None: 0, "none": 0, "gelu": 1, "relu": 2}
 MAX_GROUPS = 65535
@@ -50,3 +51,15 @@ def grid_1d(count: int, workgroup: int) -> tuple[int, int, int]:
     if groups <= MAX_GROUPS:
         return (groups, 1, 1)
     return (MAX_GROUPS, ceil_div(groups, MAX_GROUPS), 1)
+
+
+def slices(device: Device, work: float, count: int) -> list[tuple[int, int]]:
+    """Cut a dispatch of `count` equal units (rows of workgroups, say) carrying `work` in all
+    into (first, size) ranges of at most the device's work budget each, in order.
+
+    One long dispatch would be one long submission, which the browser's GPU watchdog may kill
+    (RELIABILITY.md GP-5); each range becomes a dispatch of its own."""
+    budget = device.work_budget()
+    pieces = 1 if budget is None or work <= budget else min(count, math.ceil(work / budget))
+    size = ceil_div(count, max(pieces, 1))
+    return [(first, min(size, count - first)) for first in range(0, count, size)] or [(0, 0)]

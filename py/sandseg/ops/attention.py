@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..gpu import Tensor
-from ._common import MAX_GROUPS, ceil_div, check, check_f32, pack
+from ._common import MAX_GROUPS, ceil_div, check, check_f32, pack, slices
 
 WG = 8
 # Query rows per invocation: each K/V row is loaded once for all of them (8 is ~3x faster than
@@ -94,10 +94,14 @@ def attention(
     for t, off, stride in zip((q3, k3, v3), offsets, strides, strict=True):
         cols = t.shape[2]
         layout += [t.shape[1] * cols // 4, cols // 4, off // 4, stride // 4]
-    params = pack("IIIf" + "I" * 12, nq, nk, heads, scale, *layout)
     constants = {"WG": WG, "ROWS": rows, "KD": head_dim, "DV": v_dim, "HAS_BIAS": bias is not None}
-    grid = (ceil_div(nq, WG * rows), heads, batch)
-    q.device.dispatch(op, [q, k, v, bias], [out], params, grid, constants)
+    # Work (see Device.dispatch): its FLOPs, which run at about the matmul's rate. Many
+    # windows go as several dispatches, each over a range of the batch (GP-5).
+    flops = 2.0 * batch * heads * nq * nk * (head_dim + v_dim)
+    for first, size in slices(q.device, flops, batch):
+        params = pack("IIIf" + "I" * 13, nq, nk, heads, scale, *layout, first)
+        grid = (ceil_div(nq, WG * rows), heads, size)
+        q.device.dispatch(op, [q, k, v, bias], [out], params, grid, constants, flops * size / batch)
     return out if q.ndim == 3 else out.reshape(nq, heads * v_dim)
 
 

@@ -9,10 +9,25 @@ Cin/g, Cout); depthwise (C, 1, kh, kw) -> (kh, kw, C); ConvTranspose2d (Cin, Cou
 
 from __future__ import annotations
 
-from ..gpu import Tensor
-from ._common import activation_code, ceil_div, check, check_f32, grid_1d, pack
+from ..gpu import Device, Tensor
+from ._common import activation_code, ceil_div, check, check_f32, grid_1d, pack, slices
 
 WG = 64
+# Work per FLOP (see Device.dispatch), measured against the matmul on lavapipe: the 3x3
+# convolutions run at about half its FLOP rate, the depthwise one (a few FLOPs per load) at
+# about a seventh.
+CONV_WORK = 2.0
+DEPTHWISE_WORK = 7.0
+
+
+def _invocation_slices(device: Device, work: float, invocations: int) -> list[tuple[int, int]]:
+    """(first invocation, count) of each dispatch of a 1-D kernel that may be split (GP-5);
+    every range but the last is whole workgroups, so no invocation runs twice."""
+    groups = ceil_div(invocations, WG)
+    return [
+        (first * WG, min(size * WG, invocations - first * WG))
+        for first, size in slices(device, work, groups)
+    ]
 
 
 def _out_size(op: str, size: int, kernel: int, stride: int, padding: int, what: str) -> int:
@@ -95,16 +110,19 @@ def conv2d(
     blocked = cout_g % 4 == 0
     invocations = ceil_div(m, 8) * groups * bpg if blocked else ceil_div(m * cout, 4)
     geometry = (h, w, cin, cout, ho, wo, kh, kw, stride, padding, cin_g, cout_g)
-    params = pack("16I", *geometry, m, bpg, groups * bpg, m * cout)
     out = x.device.empty(out_shape)
-    x.device.dispatch(
-        "conv2d",
-        [x, weight, bias, residual],
-        [out],
-        params,
-        grid_1d(invocations, WG),
-        constants | {"BLOCKED": blocked},
-    )
+    flops = 2.0 * m * cout * kh * kw * cin_g
+    for first, count in _invocation_slices(x.device, flops * CONV_WORK, invocations):
+        params = pack("17I", *geometry, m, bpg, groups * bpg, m * cout, first)
+        x.device.dispatch(
+            "conv2d",
+            [x, weight, bias, residual],
+            [out],
+            params,
+            grid_1d(count, WG),
+            constants | {"BLOCKED": blocked},
+            flops * CONV_WORK * count / invocations,
+        )
     return out
 
 
@@ -147,16 +165,19 @@ def conv2d_depthwise(
     pixel_groups = ceil_div(wo, 4)
     count = ho * wo * c
     invocations = ho * pixel_groups * (c // 4) if vec4 else ceil_div(count, 4)
-    params = pack("12I", h, w, c, ho, wo, kh, kw, stride, padding, pixel_groups, count, 0)
     out = x.device.empty(out_shape)
-    x.device.dispatch(
-        op,
-        [x, weight, bias, residual],
-        [out],
-        params,
-        grid_1d(invocations, WG),
-        constants | {"VEC4": vec4},
-    )
+    work = 2.0 * count * kh * kw * DEPTHWISE_WORK
+    for first, size in _invocation_slices(x.device, work, invocations):
+        params = pack("12I", h, w, c, ho, wo, kh, kw, stride, padding, pixel_groups, count, first)
+        x.device.dispatch(
+            op,
+            [x, weight, bias, residual],
+            [out],
+            params,
+            grid_1d(size, WG),
+            constants | {"VEC4": vec4},
+            work * size / invocations,
+        )
     return out
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ..gpu import Tensor
-from ._common import activation_code, ceil_div, check, check_f32, pack
+from ._common import activation_code, ceil_div, check, check_f32, pack, slices
 
 WG_X, WG_Y = 16, 4
+# Work per FLOP (see Device.dispatch): the strided kernel does one element per invocation,
+# about 4x slower per FLOP than the register-tiled one on CPU adapters.
+STRIDED_WORK = 4.0
 
 
 def matmul(
@@ -59,17 +62,36 @@ def matmul(
     constants = {"ACT": code, "HAS_BIAS": bias is not None, "HAS_RESIDUAL": residual is not None}
     batch_a = m * k if a.ndim == 3 else 0
     batch_b = k * n if b.ndim == 3 else 0
+    device = a.device
+    flops = 2.0 * batch * m * n * k
+    inputs = [a, b, bias, residual]
     if not trans_a and not trans_b and k % 4 == 0 and n % 4 == 0:
-        params = pack("IIIfIIII", m, n, k, alpha, batch_a, batch_b, m * n, 0)
-        grid = (ceil_div(n, 16 * WG_X), ceil_div(m, 8 * WG_Y), batch)
+        # Each invocation does 8 rows; a large product goes as several dispatches, each over
+        # a range of workgroup rows (`y0`, in invocation rows), for GP-5.
+        grid_x, grid_y = ceil_div(n, 16 * WG_X), ceil_div(m, 8 * WG_Y)
         constants |= {"WG_X": WG_X, "WG_Y": WG_Y}
-        a.device.dispatch("matmul", [a, b, bias, residual], [out], params, grid, constants)
+        for first, size in slices(device, flops, grid_y):
+            params = pack("IIIfIIII", m, n, k, alpha, batch_a, batch_b, m * n, first * WG_Y)
+            work = flops * size / grid_y
+            device.dispatch("matmul", inputs, [out], params, (grid_x, size, batch), constants, work)
         return out
     sam, sak = (1, m) if trans_a else (k, 1)
     sbk, sbn = (1, k) if trans_b else (n, 1)
-    params = pack("IIIfIIIIIIII", m, n, k, alpha, batch_a, sam, sak, batch_b, sbk, sbn, 0, 0)
-    grid = (ceil_div(n, 8), ceil_div(m, 8), batch)
-    a.device.dispatch("matmul_strided", [a, b, bias, residual], [out], params, grid, constants)
+    grid_x, grid_y = ceil_div(n, 8), ceil_div(m, 8)
+    work = flops * STRIDED_WORK
+    for first, size in slices(device, work, grid_y):
+        params = pack(
+            "IIIfIIIIIIII", m, n, k, alpha, batch_a, sam, sak, batch_b, sbk, sbn, first * 8, 0
+        )
+        device.dispatch(
+            "matmul_strided",
+            inputs,
+            [out],
+            params,
+            (grid_x, size, batch),
+            constants,
+            work * size / grid_y,
+        )
     return out
 
 
