@@ -273,10 +273,10 @@ def test_wasm_memory_is_flat_over_100_predictions(app_page, picture1, evidence) 
     assert growth < 16 << 20
 
 
-# -- GP-5: the encoder reaches the GPU one block at a time ------------------------------------
+# -- GP-5: the encoder reaches the GPU in short submissions ------------------------------------
 
 # preprocess, then patch_embed, layers.0-3 block by block (with their downsampling), neck.
-ENCODER_SUBMISSIONS = [
+ENCODER_BLOCKS = [
     "preprocess",
     "patch_embed[0]",
     *(f"layers.0[{i}]" for i in range(3)),
@@ -290,24 +290,26 @@ SUBMISSION_LIMIT_MS = 500
 
 
 @pytest.mark.requirement("GP-5")
-def test_the_encoder_is_submitted_block_by_block(app_page, picture1, evidence) -> None:
-    """The encoder is submitted and awaited block by block; the longest submission measured"""
+def test_no_encoder_submission_runs_over_500_ms(app_page, picture1, evidence) -> None:
+    """The encoder goes block by block, each block as submissions of the device's measured
+    budget (large products and convolutions split); the longest one, timed"""
     submissions = picture1["submissionsMs"]
-    assert [name for name, _ in submissions] == ENCODER_SUBMISSIONS
+    assert list(dict.fromkeys(name for name, _ in submissions)) == ENCODER_BLOCKS
     name, longest = max(submissions, key=lambda s: s[1])
     total = sum(ms for _, ms in submissions)
     adapter = app_page.evaluate("() => window.sandseg.getClient().adapter")
     evidence(
         "GP-5",
-        f"{len(submissions)} submissions per image, longest {name} {longest:.0f} ms "
-        f"(of {total / 1000:.1f} s) on {adapter}",
+        f"{len(submissions)} submissions per image, longest {longest:.0f} ms ({name}; "
+        f"limit {SUBMISSION_LIMIT_MS} ms) of a {total / 1000:.1f} s encode on {adapter}",
     )
-    if longest > SUBMISSION_LIMIT_MS:
-        # On SwiftShader (a CPU) one block is up to ~2 GFLOP of single dispatches: under the
-        # limit only if single matmuls and convolutions are split too, which they are not yet.
-        evidence.gap("GP-5", f"longest submission {longest:.0f} ms > {SUBMISSION_LIMIT_MS} ms")
-    # A stage in one submission (layers.2: 7 blocks) would take several times a block.
-    assert longest < total / 4, f"one submission holds {longest / total:.0%} of the encoder"
+    print(
+        "TOP",
+        sorted(submissions, key=lambda s: -s[1])[:12],
+        [round(ms) for _, ms in submissions[:40]],
+    )
+    assert len(submissions) > 2 * len(ENCODER_BLOCKS), "the blocks were not cut at the budget"
+    assert longest <= SUBMISSION_LIMIT_MS, f"{name}: one submission took {longest:.0f} ms"
 
 
 # -- WB-1 over the whole session; the Cache API keeps the weights across a reload ----------

@@ -69,6 +69,29 @@ def test_every_mode_gives_the_official_masks(session, reference, mode) -> None:
         assert result.upload_bytes > 0, "a remote mode that sent nothing"
 
 
+@pytest.mark.requirement("GP-5")
+def test_a_paced_encode_splits_its_blocks_and_gives_the_official_masks(
+    session, reference, monkeypatch
+) -> None:
+    """With the browser's pacing on, the encoder's blocks go as many short submissions (the
+    large products and convolutions split into slices), in order, and nothing changes."""
+    device = session.predictor.device
+    monkeypatch.setattr(device, "submission_target_s", 0.05)
+    monkeypatch.setattr(device, "_rates", type(device._rates)(maxlen=device._rates.maxlen))
+    session.set_mode("client")
+    before = device.dispatch_count
+    result, prediction, masks = run(session, reference["image_rgb"], "center_point")
+    blocks = list(dict.fromkeys(name for name, _ in result.submissions))
+    assert blocks[:3] == ["preprocess", "patch_embed[0]", "layers.0[0]"]
+    assert blocks[-1] == "neck[0]" and len(blocks) == 18
+    assert len(result.submissions) > 2 * len(blocks), "the blocks were not cut"
+    assert device.dispatch_count - before > 200, "no dispatch was split"
+    want = reference["center_point__multi__masks"].reshape(masks.shape)
+    assert min(masks_iou(masks, want)) >= 0.999
+    iou_pred = reference["center_point__multi__iou_predictions"].ravel()
+    np.testing.assert_allclose(prediction.iou, iou_pred, atol=2e-3)
+
+
 def test_auto_runs_the_planners_choice_and_says_why(session, reference) -> None:
     session.set_mode("auto")
     result, _, masks = run(session, reference["image_rgb"], "center_box")

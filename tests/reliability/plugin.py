@@ -2,7 +2,7 @@
 
 - `@pytest.mark.requirement("SV-2", ...)`: the test shows these requirements;
 - the `evidence` fixture: `evidence("LD-1", "5 admitted, 96 refused in 9 ms")` records the
-  number a test measured (and implies the marker); `evidence.gap("GP-5", why)` marks a
+  number a test measured (and implies the marker); `evidence.gap("ID", why)` marks a
   requirement this machine does not meet, in numbers: the row reads GAP, loudly, not PASS;
 - `--reliability-report DIR`: also write the table as reliability.json and reliability.md;
 - `--require-every-requirement`: fail the run when an ID of RELIABILITY.md has no passing test

@@ -43,7 +43,8 @@ class ImageResult:
     download_bytes: int = 0
     server_seconds: float = 0.0
     client_parts: dict[str, float] = field(default_factory=dict)
-    # The local encoder's submissions, one per block: (block, seconds from submit to done).
+    # The local encoder's submissions, in order: (block, seconds from submit to done); a
+    # block may take several (Device.finish).
     submissions: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -213,18 +214,18 @@ class OffloadSession:
     ) -> None:
         """Preprocess and encoder stages [0, stop) here, timing each; the rest on the server.
 
-        Each encoder block is its own submission, awaited before the next is recorded: the
-        GPU never gets one long command buffer (GP-5, the browser's GPU watchdog), the
-        worker's event loop turns between blocks, and `submissions` gets each one's time."""
+        Each encoder block is submitted and awaited before the next is recorded, as one or
+        more submissions of at most the device's work budget each: the GPU never gets one long
+        command buffer (GP-5, the browser's GPU watchdog), the worker's event loop turns
+        between them, and `submissions` gets each one's block and time."""
         assert self.predictor is not None
         predictor, model = self.predictor, self.predictor.model
         device = predictor.device
         lap = _Lap(parts, self.planner.observe_client)
 
         async def submit(name: str) -> None:
-            started = time.perf_counter()
-            await device.finish()
-            submissions.append((name, time.perf_counter() - started))
+            # The device cuts a block into submissions of its budget each and times them.
+            submissions.extend((name, s.seconds) for s in await device.finish())
 
         x, info = model.preprocess(bytes(pixels), height, width, channels)
         await submit("preprocess")
