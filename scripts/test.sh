@@ -13,9 +13,11 @@ echo "== lint (ruff) and types (mypy)"
 .venv/bin/mypy
 echo "== tests"
 # A whole run also checks that every requirement of RELIABILITY.md is shown by a passing test
-# and writes the reliability report (the table is printed at the end).
+# and writes the reliability report (the table is printed at the end). The report's directory
+# goes after "=": given as a separate word, pytest takes it for a test path once it exists,
+# and then does not load tests/conftest.py, which defines the option.
 whole_run=()
 if [ $# -eq 0 ]; then
-  whole_run=(--require-every-requirement --reliability-report out/reliability)
+  whole_run=(--require-every-requirement --reliability-report=out/reliability)
 fi
 .venv/bin/python -m pytest "${whole_run[@]}" "$@"

@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         "-m",
         "requirement",
         "--require-every-requirement",
-        "--reliability-report",
-        args.out,
+        # One word: a separate path word would be taken for a test path once it exists.
+        f"--reliability-report={args.out}",
         *pytest_args,
     ]
     return subprocess.call(command, cwd=ROOT, env=env)
