@@ -53,6 +53,13 @@ def test_matmul_fused_epilogue(device, rng, act):
     )
 
 
+@pytest.mark.parametrize("trans_b", [False, True])  # the fast and the strided kernel
+def test_matmul_with_no_rows_is_empty(device, rng, monkeypatch, trans_b):
+    # With a work budget set, so the split path sees a product of no rows too.
+    monkeypatch.setattr(device, "work_budget", lambda: 1.0)
+    check_matmul(device, rng, (0, 8), (12, 8) if trans_b else (8, 12), trans_b=trans_b)
+
+
 def test_matmul_batched_fast_path(device, rng):
     check_matmul(device, rng, (3, 20, 8), (3, 8, 12), with_bias=True, with_residual=True)
 

@@ -59,7 +59,9 @@ def slices(device: Device, work: float, count: int) -> list[tuple[int, int]]:
 
     One long dispatch would be one long submission, which the browser's GPU watchdog may kill
     (RELIABILITY.md GP-5); each range becomes a dispatch of its own."""
+    if count <= 0:
+        return [(0, 0)]  # one empty dispatch, as an unsplit op records
     budget = device.work_budget()
     pieces = 1 if budget is None or work <= budget else min(count, math.ceil(work / budget))
-    size = ceil_div(count, max(pieces, 1))
-    return [(first, min(size, count - first)) for first in range(0, count, size)] or [(0, 0)]
+    size = ceil_div(count, pieces)
+    return [(first, min(size, count - first)) for first in range(0, count, size)]

@@ -72,7 +72,7 @@ def matmul(
         constants |= {"WG_X": WG_X, "WG_Y": WG_Y}
         for first, size in slices(device, flops, grid_y):
             params = pack("IIIfIIII", m, n, k, alpha, batch_a, batch_b, m * n, first * WG_Y)
-            work = flops * size / grid_y
+            work = flops * size / max(grid_y, 1)  # no rows: one empty dispatch
             device.dispatch("matmul", inputs, [out], params, (grid_x, size, batch), constants, work)
         return out
     sam, sak = (1, m) if trans_a else (k, 1)
@@ -90,7 +90,7 @@ def matmul(
             params,
             (grid_x, size, batch),
             constants,
-            work * size / grid_y,
+            work * size / max(grid_y, 1),
         )
     return out
 
