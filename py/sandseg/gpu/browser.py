@@ -260,12 +260,7 @@ class BrowserDevice(Device):
                 uniforms.destroy()
 
     def _encode_dispatch(self, encoder: Any, rec: DispatchRecord, uniforms: Any) -> None:
-        entries = [
-            {"binding": i, "resource": {"buffer": b.buffer, "offset": b.offset, "size": b.size}}
-            for i, b in enumerate(rec.bindings)
-        ]
-        params = {"buffer": uniforms, "offset": rec.params_offset, "size": rec.params_size}
-        entries.append({"binding": len(entries), "resource": params})
+        entries = rec.bind_entries(uniforms)
         group = self._device.createBindGroup(_js({"layout": rec.pipeline[1], "entries": entries}))
         compute = encoder.beginComputePass(_js({"label": rec.label}))
         compute.setPipeline(rec.pipeline[0])

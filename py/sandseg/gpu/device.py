@@ -66,6 +66,17 @@ class DispatchRecord:
     label: str
     work: float
 
+    def bind_entries(self, uniforms: Any) -> list[dict[str, Any]]:
+        """The bind group entries (WebGPU's shape, both backends): the storage bindings in
+        order, then the params uniform, a slice of the submission's `uniforms` buffer."""
+        entries: list[dict[str, Any]] = [
+            {"binding": i, "resource": {"buffer": b.buffer, "offset": b.offset, "size": b.size}}
+            for i, b in enumerate(self.bindings)
+        ]
+        params = {"buffer": uniforms, "offset": self.params_offset, "size": self.params_size}
+        entries.append({"binding": len(entries), "resource": params})
+        return entries
+
 
 @dataclass(frozen=True)
 class CopyRecord:

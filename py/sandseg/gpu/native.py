@@ -70,12 +70,7 @@ class NativeDevice(Device):
             self._queue.submit([encoder.finish()])
 
     def _encode_dispatch(self, encoder: Any, rec: DispatchRecord, uniforms: Any) -> None:
-        entries = [
-            {"binding": i, "resource": {"buffer": b.buffer, "offset": b.offset, "size": b.size}}
-            for i, b in enumerate(rec.bindings)
-        ]
-        params = {"buffer": uniforms, "offset": rec.params_offset, "size": rec.params_size}
-        entries.append({"binding": len(entries), "resource": params})
+        entries = rec.bind_entries(uniforms)
         try:
             group = self._device.create_bind_group(layout=rec.pipeline[1], entries=entries)
         except Exception as exc:
