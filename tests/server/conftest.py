@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,17 @@ def bundle(tmp_path_factory) -> Path:
     return root
 
 
-def record_jobs(monkeypatch: pytest.MonkeyPatch, engine: Any) -> list[tuple[str, float]]:
-    """How each run_stages job ended ("finished", or "stopped after <stage>") and when."""
+def record_jobs(
+    monkeypatch: pytest.MonkeyPatch, engine: Any, started: threading.Event | None = None
+) -> list[tuple[str, float]]:
+    """How each run_stages job ended ("finished", or "stopped after <stage>") and when;
+    `started` is set as a job begins on the GPU thread."""
     jobs: list[tuple[str, float]] = []
     real = engine.run_stages
 
     def recorded(*args: Any) -> bytes:
+        if started is not None:
+            started.set()
         try:
             result = real(*args)
         except Cancelled as exc:

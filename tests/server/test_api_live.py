@@ -278,13 +278,17 @@ def test_a_client_that_hangs_up_mid_body_leaves_nothing_behind(impatient, sha) -
 def test_a_client_gone_mid_compute_frees_the_gpu(
     server, sha, long_job, offload_engine, monkeypatch, evidence
 ) -> None:
-    jobs = record_jobs(monkeypatch, offload_engine)
+    started = threading.Event()
+    jobs = record_jobs(monkeypatch, offload_engine, started)
     head = request_head(server.port, "/api/v1/stages/layers.1", len(long_job))
     with httpx2.Client(base_url=server.url, timeout=60) as probe:
         # layers.1 to the end is 4 stages, ~4 s of work here (stages of 0.3-1.4 s unloaded).
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(head + long_job)
-            time.sleep(0.5)
+            # Hang up once the work is on the GPU (a fixed wait raced a slow upload on a busy
+            # machine: the job was refused before it began, and nothing was in flight).
+            assert started.wait(30), "the long job never started"
+            time.sleep(0.2)
         closed = time.monotonic()
         response = probe.post(
             f"/api/v1/images/{sha}/predict", content=PROMPT, headers={"Content-Type": OCTETS}
