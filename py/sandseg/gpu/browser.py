@@ -55,9 +55,9 @@ def _js(value: Any) -> Any:
 
 class BrowserDevice(Device):
     # The browser's GPU watchdog tolerates a submission of a few seconds at most; 500 ms is our
-    # limit (GP-5) and submissions aim at a fifth of it, leaving room for estimates that are
+    # limit (GP-5) and submissions aim at 75 ms, leaving room for estimates that are
     # off for one kernel on one adapter.
-    submission_target_s = 0.1
+    submission_target_s = 0.075
 
     def __init__(self, device: Any, name: str, features: frozenset[str]) -> None:
         self._device = device
