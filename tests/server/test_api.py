@@ -17,7 +17,6 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,12 +31,12 @@ from sandseg.server.api import ApiSettings
 from sandseg.server.app import create_app
 from sandseg.server.lifecycle import Readiness
 from sandseg.weights import HostTensor, dump_safetensors, manifest_path
-from tests.conftest import require
+from tests.conftest import CONFORMANCE, require
 
 from .conftest import record_jobs, server_timing
 
 OCTETS = "application/octet-stream"
-PHOTO = Path("/work/shared/images/picture1.jpg")
+PHOTO = CONFORMANCE.parent / "images" / "picture1.jpg"
 # Things an error message must never show a client (SV-4).
 LEAKS = (
     "Traceback",

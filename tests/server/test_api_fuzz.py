@@ -34,7 +34,6 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -55,6 +54,7 @@ from sandseg.server.app import create_app
 from sandseg.server.images import decode_upload
 from sandseg.server.openapi import openapi_document
 from sandseg.server.thread import ServerThread
+from tests.conftest import CONFORMANCE
 from tests.server.test_api import LEAKS
 
 OCTETS = "application/octet-stream"
@@ -67,7 +67,7 @@ STAGES = {
     "layers.3": (64, 64, 320),
     "neck": (64, 64, 320),
 }
-PHOTO = Path("/work/shared/images/picture1.jpg")
+PHOTO = CONFORMANCE.parent / "images" / "picture1.jpg"
 EXAMPLES = int(os.environ.get("SANDSEG_API_FUZZ_EXAMPLES", "60"))
 SEED = os.environ.get("SANDSEG_API_FUZZ_SEED", "20240607")
 

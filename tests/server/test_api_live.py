@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx2
 import numpy as np
@@ -25,12 +24,12 @@ from sandseg.bench.loadgen import Route, Sample, timed
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
 from sandseg.server.thread import ServerThread
-from tests.conftest import require
+from tests.conftest import CONFORMANCE, require
 
 from .conftest import record_jobs, server_timing
 
 OCTETS = "application/octet-stream"
-PHOTO = Path("/work/shared/images/dogs.jpg")
+PHOTO = CONFORMANCE.parent / "images" / "dogs.jpg"
 PROMPT = messages.encode_prompt(
     point_coords=[[500, 300]], point_labels=[1], multimask_output=False, low_res="none"
 )

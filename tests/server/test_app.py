@@ -20,6 +20,7 @@ from sandseg.server import create_app
 from sandseg.server.headers import CSP
 from sandseg.weights import HostTensor, save_safetensors
 from sandseg.weights.files import sha256_file
+from tests.conftest import CONFORMANCE
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def test_serve_without_a_bundle_says_how_to_build_it(tmp_path, capsys):
     assert "python build.py" in capsys.readouterr().err
 
 
-SEED_CHECKPOINT = Path("/work/shared/conformance/mobile_sam_seed1234.pt")
+SEED_CHECKPOINT = CONFORMANCE / "mobile_sam_seed1234.pt"
 
 
 def _closed_port() -> int:
