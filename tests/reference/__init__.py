@@ -8,7 +8,7 @@ from .encoding import positional_encoding
 from .image import preprocess, resize_antialias, resize_bilinear
 from .layout import permute, window_partition, window_reverse
 from .linalg import activate, gelu, matmul, matmul_strided
-from .mask import threshold
+from .mask import mask_stats, threshold
 from .multihead import attention
 from .norm import layer_norm, softmax
 from .pointwise import elementwise
@@ -22,6 +22,7 @@ __all__ = [
     "elementwise",
     "gelu",
     "layer_norm",
+    "mask_stats",
     "matmul",
     "matmul_strided",
     "permute",

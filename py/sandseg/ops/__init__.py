@@ -15,7 +15,7 @@ from .encoding import positional_encoding
 from .image import preprocess, resize_antialias, resize_bilinear, resize_longest_side
 from .layout import permute, window_partition, window_reverse
 from .linalg import linear, matmul
-from .mask import threshold
+from .mask import mask_stats, threshold
 from .norm import layer_norm, softmax
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "gelu",
     "layer_norm",
     "linear",
+    "mask_stats",
     "matmul",
     "mul",
     "permute",
