@@ -6,15 +6,38 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .predictor import InputError, Predictor, check_prompts
+from ..predictor import InputError, Predictor, check_prompts
+from . import Progress, Subparsers
 
 
-def run_segment(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+def register(sub: Subparsers) -> None:
+    parser = sub.add_parser("segment", help="segment an image from point and box prompts")
+    parser.add_argument("--weights", required=True, help=".safetensors (or .pt) weights")
+    parser.add_argument("--image", required=True, help="image file (JPEG, PNG, ...)")
+    parser.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        metavar="X,Y,LABEL",
+        help="a point in image pixels; LABEL 1 foreground, 0 background",
+    )
+    parser.add_argument("--box", metavar="X0,Y0,X1,Y1", help="a box in image pixels")
+    parser.add_argument(
+        "--mask-input",
+        metavar="LOWRES.npy",
+        help="previous low-res logits (1x256x256 or 256x256 float32) to refine",
+    )
+    parser.add_argument("--multimask", action="store_true", help="return 3 masks instead of 1")
+    parser.add_argument("--out", required=True, help="output .npz path")
+    parser.add_argument("--overlay", metavar="PNG", help="also write the best mask over the image")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
     image = _read_image(args.image)
     points = [_numbers(p, 3, "--point X,Y,LABEL") for p in args.point]
     box = _numbers(args.box, 4, "--box X0,Y0,X1,Y1") if args.box else None

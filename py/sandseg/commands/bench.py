@@ -1,0 +1,144 @@
+"""`sandseg bench kernels | model | offload | load`: benchmarks that print a table and write
+JSON (speed is measured here, never in timed tests)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import Progress, Subparsers
+
+
+def register(sub: Subparsers) -> None:
+    bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    for add in (_kernels, _model, _offload, _load):
+        add(benches)
+
+
+def _kernels(sub: Subparsers) -> None:
+    parser = sub.add_parser("kernels", help="every kernel at MobileSAM shapes vs numpy")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
+    parser.add_argument("--only", metavar="KERNEL", action="append", help="only these kernels")
+    parser.set_defaults(handler=run_kernels)
+
+
+def run_kernels(args: argparse.Namespace, progress: Progress) -> int:
+    from ..bench.kernels import run_kernel_bench
+
+    return run_kernel_bench(json_path=args.json, repeat=args.repeat, only=args.only)
+
+
+def _model(sub: Subparsers) -> None:
+    parser = sub.add_parser("model", help="encoder stages and decoder, natively, vs the kernels")
+    parser.add_argument("--weights", required=True, help=".safetensors (or .pt) weights")
+    parser.add_argument("--image", required=True, help="image file to encode")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per part (median)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--browser",
+        nargs="?",
+        const="web/dist",
+        metavar="BUNDLE",
+        help="also run the page in chromium (bundle from build.py, default web/dist)",
+    )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also run onnxruntime on the ONNX export of the same weights: CPU natively, "
+        "and with --browser onnxruntime-web's WebGPU EP in the same chromium",
+    )
+    parser.add_argument(
+        "--onnx-repeat",
+        type=int,
+        default=1,
+        help="timed onnxruntime-web encoder runs (minutes each on SwiftShader)",
+    )
+    parser.set_defaults(handler=run_model)
+
+
+def run_model(args: argparse.Namespace, progress: Progress) -> int:
+    from ..bench.model import run_model_bench
+
+    return run_model_bench(
+        args.weights,
+        args.image,
+        repeat=args.repeat,
+        json_path=args.json,
+        progress=progress,
+        browser_bundle=args.browser,
+        onnx=args.onnx,
+        onnx_repeat=args.onnx_repeat,
+    )
+
+
+def _offload(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "offload", help="every offload mode in the browser, under emulated networks"
+    )
+    parser.add_argument("--weights", required=True, help=".safetensors weights (with manifest)")
+    parser.add_argument("--bundle", default="web/dist", help="the built web bundle")
+    parser.add_argument(
+        "--image", default="../shared/images/picture1.jpg", help="the photo (fresh variants)"
+    )
+    parser.add_argument("--out", default="out/bench-offload", help="folder for JSON, MD, PNG")
+    parser.add_argument("--repeat", type=int, default=1, help="images per mode (median)")
+    parser.add_argument("--clicks", type=int, default=3, help="clicks per image")
+    parser.add_argument(
+        "--price-per-gpu-hour", type=float, default=2.50, help="for the cost columns ($)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="2 profiles, 4 modes, 1 image: a smoke run"
+    )
+    parser.set_defaults(handler=run_offload)
+
+
+def run_offload(args: argparse.Namespace, progress: Progress) -> int:
+    from ..bench.offload import run_offload_bench
+
+    return run_offload_bench(
+        Path(args.weights),
+        Path(args.bundle),
+        Path(args.image),
+        Path(args.out),
+        quick=args.quick,
+        repeat=args.repeat,
+        clicks=args.clicks,
+        price_per_gpu_hour=args.price_per_gpu_hour,
+        progress=progress,
+    )
+
+
+def _load(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "load", help="a live server under load: saturation, latency, overload (LD-1, LD-3)"
+    )
+    parser.add_argument("--weights", required=True, help=".safetensors weights (with manifest)")
+    parser.add_argument("--bundle", default="web/dist", help="the built web bundle")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
+    parser.add_argument(
+        "--sustain-seconds",
+        type=float,
+        metavar="N",
+        help="seconds of the sustained run per route (default 600; 20 with --quick)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short phases: the whole run in about 2 minutes"
+    )
+    parser.set_defaults(handler=run_load)
+
+
+def run_load(args: argparse.Namespace, progress: Progress) -> int:
+    from ..bench.load import run_load_bench
+
+    return run_load_bench(
+        Path(args.weights),
+        Path(args.bundle),
+        quick=args.quick,
+        sustain_seconds=args.sustain_seconds,
+        json_path=args.json,
+        markdown_path=args.markdown,
+        progress=progress,
+    )

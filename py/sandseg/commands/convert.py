@@ -1,0 +1,24 @@
+"""`sandseg convert IN.pt OUT.safetensors`: the official checkpoint to safetensors + manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import Progress, Subparsers
+
+
+def register(sub: Subparsers) -> None:
+    parser = sub.add_parser("convert", help="official MobileSAM .pt -> .safetensors + manifest")
+    parser.add_argument("src", help="checkpoint in the official layout (mobile_sam.pt)")
+    parser.add_argument("dst", help="output .safetensors path")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..weights import convert_checkpoint
+
+    manifest = convert_checkpoint(args.src, args.dst, progress=progress)
+    print(
+        f"wrote {args.dst} ({manifest['tensor_count']} tensors, sha256 {manifest['output_sha256']})"
+    )
+    return 0
