@@ -43,13 +43,49 @@ def attention(
     op = "attention"
     v_dim = head_dim if v_dim is None else v_dim
     strides = (head_dim, head_dim, v_dim) if head_strides is None else head_strides
+    dims = (head_dim, head_dim, v_dim)
+    q3, k3, v3 = (t.reshape(1, *t.shape) if t.ndim == 2 else t for t in (q, k, v))
+    _check_attention(q, k, v, (q3, k3, v3), heads, dims, offsets, strides, bias)
+    batch, nq, nk = q3.shape[0], q3.shape[1], k3.shape[1]
+    out = q.device.empty((batch, nq, heads * v_dim))
+    rows = ROWS if batch * heads * ceil_div(nq, ROWS) >= MIN_INVOCATIONS else 1
+    scale = head_dim**-0.5 if scale is None else scale
+    layout = []
+    for t, off, stride in zip((q3, k3, v3), offsets, strides, strict=True):
+        cols = t.shape[2]
+        layout += [t.shape[1] * cols // 4, cols // 4, off // 4, stride // 4]
+    constants = {"WG": WG, "ROWS": rows, "KD": head_dim, "DV": v_dim, "HAS_BIAS": bias is not None}
+    # Work (see Device.dispatch): its FLOPs, which run at about the matmul's rate. Many
+    # windows go as several dispatches, each over a range of the batch (GP-5).
+    flops = 2.0 * batch * heads * nq * nk * (head_dim + v_dim)
+    for first, size in slices(q.device, flops, batch):
+        params = pack("IIIf" + "I" * 13, nq, nk, heads, scale, *layout, first)
+        grid = (ceil_div(nq, WG * rows), heads, size)
+        q.device.dispatch(op, [q, k, v, bias], [out], params, grid, constants, flops * size / batch)
+    return out if q.ndim == 3 else out.reshape(nq, heads * v_dim)
+
+
+def _check_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    qkv3: tuple[Tensor, Tensor, Tensor],
+    heads: int,
+    dims: tuple[int, int, int],
+    offsets: tuple[int, int, int],
+    strides: tuple[int, int, int],
+    bias: Tensor | None,
+) -> None:
+    """attention's argument checks; qkv3 are q, k, v as 3-D (B, N, C), dims the per-head
+    widths of q, k and v."""
+    op = "attention"
     check_f32(op, q=q, k=k, v=v, bias=bias)
     check(
         q.ndim == k.ndim == v.ndim and q.ndim in (2, 3),
         op,
         f"q, k, v must be all 2-D or all 3-D, got q {q.shape}, k {k.shape}, v {v.shape}",
     )
-    q3, k3, v3 = (t.reshape(1, *t.shape) if t.ndim == 2 else t for t in (q, k, v))
+    q3, k3, v3 = qkv3
     batch, nq, nk = q3.shape[0], q3.shape[1], k3.shape[1]
     check(
         k3.shape[:2] == v3.shape[:2] == (batch, nk) and k3.shape[0] == batch,
@@ -59,15 +95,13 @@ def attention(
     check(nq >= 1 and nk >= 1 and batch >= 1, op, f"empty q {q.shape} or k {k.shape}")
     check(1 <= heads <= MAX_GROUPS, op, f"heads must be in [1, {MAX_GROUPS}], got {heads}")
     check(batch <= MAX_GROUPS, op, f"batch of q {q.shape} exceeds {MAX_GROUPS}")
-    for name, dim in (("head_dim", head_dim), ("v_dim", v_dim)):
+    for name, dim in (("head_dim", dims[0]), ("v_dim", dims[2])):
         check(
             4 <= dim <= MAX_HEAD_DIM and dim % 4 == 0,
             op,
             f"{name} must be a multiple of 4 in [4, {MAX_HEAD_DIM}], got {dim}",
         )
-    for name, t, off, stride, dim in zip(
-        "qkv", (q3, k3, v3), offsets, strides, (head_dim, head_dim, v_dim), strict=True
-    ):
+    for name, t, off, stride, dim in zip("qkv", qkv3, offsets, strides, dims, strict=True):
         cols = t.shape[2]
         check(
             cols % 4 == 0 and off % 4 == 0 and stride % 4 == 0,
@@ -87,22 +121,6 @@ def attention(
             op,
             f"bias must be {(heads, nq, nk)} for q {q.shape}, k {k.shape}, got {bias.shape}",
         )
-    out = q.device.empty((batch, nq, heads * v_dim))
-    rows = ROWS if batch * heads * ceil_div(nq, ROWS) >= MIN_INVOCATIONS else 1
-    scale = head_dim**-0.5 if scale is None else scale
-    layout = []
-    for t, off, stride in zip((q3, k3, v3), offsets, strides, strict=True):
-        cols = t.shape[2]
-        layout += [t.shape[1] * cols // 4, cols // 4, off // 4, stride // 4]
-    constants = {"WG": WG, "ROWS": rows, "KD": head_dim, "DV": v_dim, "HAS_BIAS": bias is not None}
-    # Work (see Device.dispatch): its FLOPs, which run at about the matmul's rate. Many
-    # windows go as several dispatches, each over a range of the batch (GP-5).
-    flops = 2.0 * batch * heads * nq * nk * (head_dim + v_dim)
-    for first, size in slices(q.device, flops, batch):
-        params = pack("IIIf" + "I" * 13, nq, nk, heads, scale, *layout, first)
-        grid = (ceil_div(nq, WG * rows), heads, size)
-        q.device.dispatch(op, [q, k, v, bias], [out], params, grid, constants, flops * size / batch)
-    return out if q.ndim == 3 else out.reshape(nq, heads * v_dim)
 
 
 def qkv_packed(

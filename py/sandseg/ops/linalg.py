@@ -62,37 +62,62 @@ def matmul(
     constants = {"ACT": code, "HAS_BIAS": bias is not None, "HAS_RESIDUAL": residual is not None}
     batch_a = m * k if a.ndim == 3 else 0
     batch_b = k * n if b.ndim == 3 else 0
-    device = a.device
-    flops = 2.0 * batch * m * n * k
     inputs = [a, b, bias, residual]
+    sizes, strides = (batch, m, n, k), (batch_a, batch_b)
     if not trans_a and not trans_b and k % 4 == 0 and n % 4 == 0:
-        # Each invocation does 8 rows; a large product goes as several dispatches, each over
-        # a range of workgroup rows (`y0`, in invocation rows), for GP-5.
-        grid_x, grid_y = ceil_div(n, 16 * WG_X), ceil_div(m, 8 * WG_Y)
-        constants |= {"WG_X": WG_X, "WG_Y": WG_Y}
-        for first, size in slices(device, flops, grid_y):
-            params = pack("IIIfIIII", m, n, k, alpha, batch_a, batch_b, m * n, first * WG_Y)
-            work = flops * size / max(grid_y, 1)  # no rows: one empty dispatch
-            device.dispatch("matmul", inputs, [out], params, (grid_x, size, batch), constants, work)
-        return out
+        _dispatch_tiled(inputs, out, sizes, alpha, strides, constants)
+    else:
+        _dispatch_strided(inputs, out, sizes, alpha, strides, constants, trans_a, trans_b)
+    return out
+
+
+def _dispatch_tiled(
+    inputs: list[Tensor | None],
+    out: Tensor,
+    sizes: tuple[int, int, int, int],
+    alpha: float,
+    batch_strides: tuple[int, int],
+    constants: dict[str, int | bool],
+) -> None:
+    """The register-tiled kernel: each invocation does 8 rows; a large product goes as several
+    dispatches, each over a range of workgroup rows (`y0`, in invocation rows), for GP-5."""
+    batch, m, n, k = sizes
+    device = out.device
+    flops = 2.0 * batch * m * n * k
+    grid_x, grid_y = ceil_div(n, 16 * WG_X), ceil_div(m, 8 * WG_Y)
+    constants = constants | {"WG_X": WG_X, "WG_Y": WG_Y}
+    for first, size in slices(device, flops, grid_y):
+        params = pack("IIIfIIII", m, n, k, alpha, *batch_strides, m * n, first * WG_Y)
+        work = flops * size / max(grid_y, 1)  # no rows: one empty dispatch
+        device.dispatch("matmul", inputs, [out], params, (grid_x, size, batch), constants, work)
+
+
+def _dispatch_strided(
+    inputs: list[Tensor | None],
+    out: Tensor,
+    sizes: tuple[int, int, int, int],
+    alpha: float,
+    batch_strides: tuple[int, int],
+    constants: dict[str, int | bool],
+    trans_a: bool,
+    trans_b: bool,
+) -> None:
+    """The strided kernel (transposed operands, or sizes the tiled one cannot take)."""
+    batch, m, n, k = sizes
+    device = out.device
     sam, sak = (1, m) if trans_a else (k, 1)
     sbk, sbn = (1, k) if trans_b else (n, 1)
     grid_x, grid_y = ceil_div(n, 8), ceil_div(m, 8)
-    work = flops * STRIDED_WORK
+    work = 2.0 * batch * m * n * k * STRIDED_WORK
+    batch_a, batch_b = batch_strides
     for first, size in slices(device, work, grid_y):
         params = pack(
             "IIIfIIIIIIII", m, n, k, alpha, batch_a, sam, sak, batch_b, sbk, sbn, first * 8, 0
         )
+        grid = (grid_x, size, batch)
         device.dispatch(
-            "matmul_strided",
-            inputs,
-            [out],
-            params,
-            (grid_x, size, batch),
-            constants,
-            work * size / max(grid_y, 1),
+            "matmul_strided", inputs, [out], params, grid, constants, work * size / max(grid_y, 1)
         )
-    return out
 
 
 def linear(
