@@ -83,19 +83,23 @@ def post_stage(url: str, body: bytes) -> httpx2.Response:
 class Burst:
     results: list[tuple[httpx2.Response, float]]  # the burst's, with latencies in seconds
     alone: list[tuple[int, float]]  # then one at a time: status and latency
+    refused_at: float  # time.monotonic() once all but the queued had their answer
 
 
-async def burst_behind(url: str, sha: str, count: int, hold: Callable[[], None]) -> Burst:
-    """Start `hold` (in a thread); then `count` predicts at once, each from its own client
-    (one connection each, as `count` users would send them); once the refusals are in, 20
-    more one at a time while the admitted ones still wait."""
+async def burst_behind(
+    url: str, sha: str, count: int, hold: Callable[[], None], started: threading.Event, queue: int
+) -> Burst:
+    """Start `hold` (in a thread) and wait until its job is on the GPU (`started`); then `count`
+    predicts at once, each from its own client (one connection each, as `count` users would
+    send them); once all but `queue` have their answer (the refusals), 20 more one at a time
+    while the admitted ones still wait."""
     predict_path = f"/api/v1/images/{sha}/predict"
     clients = [httpx2.AsyncClient(base_url=url, timeout=60) for _ in range(count + 1)]
     try:
         # Connect first, so that the burst times the server's answers, not TCP set-up.
         await asyncio.gather(*(client.get("/healthz") for client in clients))
         holding = asyncio.ensure_future(asyncio.to_thread(hold))
-        await asyncio.sleep(0.7)
+        assert await asyncio.to_thread(started.wait, 60), "the long job never started"
 
         async def one(client: httpx2.AsyncClient) -> tuple[httpx2.Response, float]:
             start = time.perf_counter()
@@ -105,15 +109,20 @@ async def burst_behind(url: str, sha: str, count: int, hold: Callable[[], None])
             return response, time.perf_counter() - start
 
         sent = [asyncio.ensure_future(one(client)) for client in clients[:count]]
-        # Refusals take milliseconds; the admitted wait seconds behind the long job.
-        await asyncio.wait(sent, timeout=1.0)
+        # Refusals take milliseconds; the admitted wait seconds behind the long job. Wait for
+        # the refusals (all but `queue` answers), however long a busy machine makes them take.
+        pending = set(sent)
+        while len(pending) > queue:
+            done, pending = await asyncio.wait(pending, timeout=60, return_when="FIRST_COMPLETED")
+            assert done, f"no answer within 60 s, {len(pending)} still waiting"
+        refused_at = time.monotonic()
         alone = []
         for _ in range(20):
             response, seconds = await one(clients[count])
             alone.append((response.status_code, seconds))
         results = await asyncio.gather(*sent)
         await holding
-        return Burst(results, alone)
+        return Burst(results, alone, refused_at)
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
@@ -126,15 +135,19 @@ def percentiles(seconds: list[float]) -> tuple[float, float, float]:
 
 @pytest.mark.requirement("LD-1")
 def test_a_hundred_concurrent_predicts_admit_exactly_in_flight_plus_queue(
-    server, sha, long_job, evidence
+    server, sha, long_job, offload_engine, monkeypatch, evidence
 ) -> None:
     # The one worker is held by a long job, so that every predict of the burst finds it busy.
     # (With a bare ~0.3 s decode in flight, a burst slower than the decode, on two cores
     # shared with lavapipe, sees slots free up and admits more than in-flight + queue.)
     holder: list[httpx2.Response] = []
-    outcome = asyncio.run(
-        burst_behind(server.url, sha, 100, lambda: holder.append(post_stage(server.url, long_job)))
-    )
+    started = threading.Event()
+    jobs = record_jobs(monkeypatch, offload_engine, started)
+
+    def hold() -> None:
+        holder.append(post_stage(server.url, long_job))
+
+    outcome = asyncio.run(burst_behind(server.url, sha, 100, hold, started, queue=4))
     results, alone = outcome.results, outcome.alone
     assert holder and holder[0].status_code == 200, "the long job in flight"
     statuses = sorted(response.status_code for response, _ in results)
@@ -162,16 +175,26 @@ def test_a_hundred_concurrent_predicts_admit_exactly_in_flight_plus_queue(
     evidence(
         "LD-1",
         f"100 concurrent: {statuses.count(200)} queued + 1 in flight, {statuses.count(503)} "
-        f"refused; 503 alone median {alone_ms[0]:.1f} ms",
+        f"refused; 503 alone median {alone_ms[0]:.1f} ms, max {alone_ms[2]:.1f} ms; "
+        f"in the burst median {burst_ms[0]:.0f} ms, max {burst_ms[2]:.0f} ms",
     )
     # LD-1: a request that finds the queue full is answered at once (< 50 ms)...
     assert alone_ms[0] < 50, f"503 one at a time: {alone_ms}"
-    # ...and so is every one of the burst, though not within 50 ms each: the server answers
-    # them one after another on one event loop thread, which shares this process's GIL and
-    # two CPU cores with the client's loop sending the other 99 (a few ms of httpx per request)
-    # and with lavapipe. Measured here: median 110-500 ms, max 300-560 ms, growing with the
-    # machine's load. Refusals that waited for the GPU would come after the long job (> 3 s).
-    assert burst_ms[2] < 2000, f"503 in the burst: {burst_ms}"
+    # ...and so is every one of the burst: none waited for the GPU, whose long job was still
+    # running when the last refusal arrived (the 20 alone, all 503, say so too).
+    [(_, ended)] = jobs
+    assert ended > outcome.refused_at, "the refusals waited for the long job"
+    # Not within 50 ms each, though: the server answers them one after another on one event
+    # loop thread, which shares this process's GIL and two CPU cores with the client's loop
+    # sending the other 99 (a few ms of httpx per request) and with lavapipe. Measured here:
+    # median 110-500 ms, max 300-560 ms, growing with the machine's load.
+    slow = max(burst_ms[2], alone_ms[2])
+    if slow >= 50:
+        evidence.gap(
+            "LD-1",
+            f"a 503 took up to {slow:.0f} ms (limit 50): the client's 100 connections share "
+            "this process's GIL and the two cores with the server",
+        )
 
 
 @pytest.fixture
@@ -183,13 +206,15 @@ def no_queue(bundle, converted_weights, offload_engine) -> Iterator[ServerThread
 
 @pytest.mark.requirement("LD-1")
 def test_a_refused_big_body_gets_its_503_not_a_connection_reset(
-    no_queue, long_job, evidence
+    no_queue, long_job, offload_engine, monkeypatch, evidence
 ) -> None:
     """While the GPU is busy and nothing may queue, 8 MB bodies sent at once get their 503"""
     holder: list[httpx2.Response] = []
+    started = threading.Event()
+    jobs = record_jobs(monkeypatch, offload_engine, started)
     hold = threading.Thread(target=lambda: holder.append(post_stage(no_queue.url, long_job)))
     hold.start()
-    time.sleep(1.0)  # the long job's upload takes milliseconds here; its work, seconds
+    assert started.wait(60), "the long job never started"
     route = Route("stages/layers.1", "/api/v1/stages/layers.1", long_job, OCTETS)
 
     async def refused() -> list[Sample]:
@@ -198,12 +223,17 @@ def test_a_refused_big_body_gets_its_503_not_a_connection_reset(
         return await asyncio.gather(*(timed(no_queue.port, route) for _ in range(4)))
 
     samples = asyncio.run(refused())
+    refused_at = time.monotonic()
     hold.join(timeout=60)
     assert holder and holder[0].status_code == 200, "the long job in flight"
     assert [s.status for s in samples] == [503] * 4, "0 is no answer (a connection reset)"
     assert all(s.retry_after == "2" for s in samples)
     slowest = max(s.ms for s in samples)
     evidence("LD-1", f"4 concurrent 8 MB uploads refused: 4 x 503, slowest {slowest:.0f} ms")
+    [(_, ended)] = jobs
+    assert ended > refused_at, "the refusals waited for the long job"
+    # Each 503 comes after its 8 MB body was read and dropped (so that the client gets it):
+    # tens of ms here, unloaded; 2 s is far above it and far below the long job's seconds.
     assert slowest < 2000, f"a 503 took {slowest:.0f} ms"
 
 
@@ -262,9 +292,12 @@ def test_a_body_that_never_arrives_is_refused_in_time(impatient, sha) -> None:
 def test_a_client_that_hangs_up_mid_body_leaves_nothing_behind(impatient, sha) -> None:
     path = f"/api/v1/images/{sha}/predict"
     for _ in range(3):
-        with socket.create_connection(("127.0.0.1", impatient.port), timeout=5) as sock:
+        with socket.create_connection(("127.0.0.1", impatient.port), timeout=10) as sock:
             sock.sendall(request_head(impatient.port, path, 100_000) + PROMPT[:100])
-    time.sleep(0.1)
+            # Hang up mid-body, then wait until the server has dropped the connection.
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(65536):
+                pass
     with httpx2.Client(base_url=impatient.url, timeout=10) as client:
         assert client.get("/healthz").status_code == 200
     assert predict(impatient.url, sha).status_code == 200
@@ -317,6 +350,12 @@ def test_a_client_gone_mid_compute_frees_the_gpu(
     # cores), so no fixed bound from the hang-up holds everywhere; stopping at that block's
     # end and freeing the slot right after is what FT-2 asks.
     assert admitted - ended < 1.0, f"the slot was freed {admitted - ended:.2f} s after the work"
+    if freed_s >= 1.0:
+        evidence.gap(
+            "FT-2",
+            f"the slot was free {freed_s:.2f} s after the hang-up (limit 1 s): the block in "
+            "progress runs to its end on lavapipe",
+        )
 
 
 def test_after_load_and_faults_the_server_is_healthy(server, sha) -> None:

@@ -306,7 +306,11 @@ def test_a_hundred_concurrent_requests_admit_exactly_workers_plus_queue() -> Non
                 refusals.append(time.perf_counter() - start)
 
         tasks = [asyncio.create_task(attempt()) for _ in range(100)]
-        await asyncio.sleep(0.1)
+        # Until every attempt is refused, running or queued (each takes one step of the loop).
+        deadline = time.monotonic() + 10
+        while len(refusals) + admission.in_flight + admission.queued < 100:
+            assert time.monotonic() < deadline, "attempts neither refused nor admitted"
+            await asyncio.sleep(0)
         assert len(refusals) == 95
         assert max(refusals) < 0.05
         assert (admission.in_flight, admission.queued, admission.capacity) == (1, 4, 5)

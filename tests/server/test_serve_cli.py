@@ -198,6 +198,17 @@ def readyz(url: str) -> int | None:
         return None
 
 
+def busy_probe(url: str) -> int:
+    """A predict for an image nobody uploaded: 404 when admitted, 503 while the GPU is busy
+    (with --queue 0)."""
+    return httpx2.post(
+        f"{url}/api/v1/images/{'0' * 64}/predict",
+        content=messages.encode_prompt(point_coords=[[1, 1]], point_labels=[1]),
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=10,
+    ).status_code
+
+
 @pytest.mark.gpu
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
@@ -209,7 +220,8 @@ def test_sigterm_drains_a_real_server(tmp_path, bundle, converted_weights) -> No
     env.update(XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", "/tmp"), PYTHONUNBUFFERED="1")
     command = [str(SANDSEG), "serve", "--weights", str(converted_weights)]
     command += ["--bundle", str(bundle), "--port", str(port)]
-    command += ["--allow-host", f"proxy.example:{port}"]
+    # No queue: a probe predict is refused (503) exactly while a job holds the GPU.
+    command += ["--allow-host", f"proxy.example:{port}", "--queue", "0"]
     with np.load(require("picture1_seed1234_encoder_stages.npz")) as data:
         x = data["layers_0"].reshape(128, 128, 128)
     body = messages.encode_tensor("x", x.tobytes(), x.shape, "F32")
@@ -240,7 +252,12 @@ def test_sigterm_drains_a_real_server(tmp_path, bundle, converted_weights) -> No
 
             client = threading.Thread(target=long_request)
             client.start()
-            time.sleep(0.3)
+            # SIGTERM once the long request is on the GPU (~4 s of work), not after a fixed
+            # wait that a busy machine's slow upload can outlast.
+            deadline = time.monotonic() + 60
+            while busy_probe(url) != 503:
+                assert client.is_alive() and time.monotonic() < deadline, "never in flight"
+                time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
             stopped = time.monotonic()
             # Readiness goes false at once: 503 while draining, then nothing listens.
