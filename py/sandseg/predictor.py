@@ -165,6 +165,20 @@ class Predictor:
             iou=array("f", await self.device.read(iou)).tolist(),
         )
 
+    def record_prediction(
+        self, point_coords: Any, point_labels: Any, multimask_output: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Record one prediction from points, reading nothing back: (full-size logits
+        (C, H, W), iou (1, C), low-res logits (C, 256, 256)), tensors on the GPU. For callers
+        that reduce the masks on the GPU before reading (the automatic mask generator)."""
+        if self._embeddings is None or self._info is None:
+            raise InputError("no image is set: call set_image(image) before predict()")
+        coords, labels = _prompt_points(point_coords, point_labels, None, self._info)
+        low_res, iou, _ = self.model.decode(
+            self._embeddings, coords, labels, None, multimask_output
+        )
+        return self.model.postprocess(low_res, self._info), iou, low_res
+
     async def get_image_embedding_async(self) -> bytes:
         """The image embedding, (64, 64, 256) channels-last float32 bytes."""
         if self._embeddings is None:

@@ -32,7 +32,6 @@ NOT_BUILT = {
     "SC-1": "issue 16: the Ray Serve tier is not built yet",
     "SC-2": "issue 16: the shared (Redis) embedding cache is not built yet",
     "SC-3": "issue 16: the shared (Redis) embedding cache is not built yet",
-    "AM-1": "issue 15: everything mode",
 }
 
 
