@@ -28,8 +28,18 @@ def gpu_device():
 
 
 @pytest.fixture
-def device(gpu_device):
-    """The device in guard mode: stray writes past any output are caught (GP-3)."""
+def device(gpu_device, monkeypatch):
+    """The device in guard mode: stray writes past any output are caught (GP-3). Every
+    dispatch's packed parameters are checked against its kernel's `struct Params`."""
+    from tests.gpu_helpers import check_params_packing
+
+    dispatch = gpu_device.dispatch
+
+    def checked_dispatch(kernel, inputs, outputs, params, *args, **kwargs):
+        check_params_packing(kernel, params)
+        return dispatch(kernel, inputs, outputs, params, *args, **kwargs)
+
+    monkeypatch.setattr(gpu_device, "dispatch", checked_dispatch)
     gpu_device.guard_bytes = 1024
     yield gpu_device
     gpu_device.guard_bytes = 0

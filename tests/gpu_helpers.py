@@ -1,12 +1,16 @@
-"""Moving numpy arrays to and from the device in tests, and the guard (sentinel) check."""
+"""Moving numpy arrays to and from the device in tests, the guard (sentinel) check, and the
+check of each dispatch's packed parameters against its kernel's `struct Params`."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 
 import numpy as np
 
 from sandseg.gpu import Device, Tensor
+from sandseg.gpu.shaders import load_shader
 
 _NP_DTYPES = {"f32": np.float32, "u32": np.uint32, "i32": np.int32}
 
@@ -78,3 +82,42 @@ def split_and_whole(device: Device, monkeypatch, op: Callable[[], Tensor], piece
 def assert_split(expected, got, dispatches: int, at_least: int, at_most: int) -> None:
     assert at_least <= dispatches <= at_most, f"{dispatches} dispatches"
     np.testing.assert_array_equal(got, expected)
+
+
+_WGSL_SCALARS = {"u32": "I", "i32": "i", "f32": "f"}
+_PARAMS_STRUCT = re.compile(r"struct Params \{(.*?)\}", re.S)
+_FIELD = re.compile(r"(\w+)\s*:\s*(\w+)")
+
+
+@functools.cache
+def params_fields(kernel: str) -> tuple[tuple[str, str], ...]:
+    """(name, pack code) of each field of the kernel's `struct Params`, in order."""
+    match = _PARAMS_STRUCT.search(load_shader(kernel))
+    if match is None:
+        return ()
+    body = re.sub(r"//[^\n]*", "", match[1])
+    fields = []
+    for name, wgsl_type in _FIELD.findall(body):
+        if wgsl_type not in _WGSL_SCALARS:
+            raise AssertionError(f"{kernel}.wgsl: Params.{name} is {wgsl_type}, not a scalar")
+        fields.append((name, _WGSL_SCALARS[wgsl_type]))
+    return tuple(fields)
+
+
+def check_params_packing(kernel: str, params: bytes) -> None:
+    """The op packed its parameters as the kernel's `struct Params` declares them: the same
+    scalar types in the same order, then only `_pad` fields, in the same number of bytes.
+    (Two fields of one type swapped still pass: the names are not in the packed bytes.)"""
+    fields = params_fields(kernel)
+    packed = getattr(params, "fmt", None)
+    assert packed is not None, f"{kernel}: parameters not made by ops._common.pack"
+    # "17I" -> "IIII...": one code per field, as the struct lists them.
+    fmt = "".join(code * int(count or 1) for count, code in re.findall(r"(\d*)([Iif])", packed))
+    codes = "".join(code for _, code in fields)
+    padding = [name for name, _ in fields[len(fmt) :]]
+    assert codes.startswith(fmt) and all(n.startswith("_pad") for n in padding), (
+        f"{kernel}: packed {fmt!r} but struct Params declares {codes!r} "
+        f"({', '.join(n for n, _ in fields)})"
+    )
+    declared = -(-4 * len(fields) // 16) * 16
+    assert len(params) == declared, f"{kernel}: {len(params)} bytes of params, Params is {declared}"

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from sandseg.gpu.shaders import kernel_names, shader_dir
+from sandseg.ops._common import pack
 from tests import reference
+from tests.gpu_helpers import check_params_packing, params_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS_SOURCE = "\n".join(p.read_text() for p in (ROOT / "py" / "sandseg" / "ops").glob("*.py"))
@@ -34,3 +36,21 @@ def test_every_kernel_test_file_has_a_kernel():
     names = set(kernel_names())
     for path in (ROOT / "tests" / "kernels").glob("test_*.py"):
         assert path.stem.removeprefix("test_") in names, f"{path.name} tests no kernel"
+
+
+@pytest.mark.parametrize("name", kernel_names())
+def test_kernel_params_are_scalars_the_ops_can_pack(name):
+    """Every field of `struct Params` is a u32, i32 or f32: what ops._common.pack writes and
+    what the `device` fixture checks each dispatch's packing against."""
+    fields = params_fields(name)
+    assert fields, f"{name}.wgsl declares no struct Params"
+
+
+def test_a_mispacked_dispatch_is_caught():
+    """matmul's Params is u32 m, n, k then f32 alpha: packing alpha as a u32 fails, as does a
+    missing field; the right packing passes."""
+    check_params_packing("matmul", pack("IIIfIIII", 1, 2, 3, 1.0, 0, 0, 0, 0))
+    with pytest.raises(AssertionError, match="struct Params declares 'IIIfIIII'"):
+        check_params_packing("matmul", pack("8I", 1, 2, 3, 1, 0, 0, 0, 0))
+    with pytest.raises(AssertionError, match="packed 'IIIfIII'"):
+        check_params_packing("matmul", pack("IIIfIII", 1, 2, 3, 1.0, 0, 0, 0))

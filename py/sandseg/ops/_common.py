@@ -35,10 +35,19 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def pack(fmt: str, *values: float) -> bytes:
+class Packed(bytes):
+    """Packed uniform parameters that remember their format, so that tests can check it
+    against the kernel's `struct Params` (the fields are packed by position)."""
+
+    fmt: str
+
+
+def pack(fmt: str, *values: float) -> Packed:
     """Uniform parameters: `I` u32, `i` i32, `f` f32, little-endian, padded to 16 bytes."""
     data = struct.pack("<" + fmt, *values)
-    return data + bytes(-len(data) % 16)
+    packed = Packed(data + bytes(-len(data) % 16))
+    packed.fmt = fmt
+    return packed
 
 
 def grid_1d(count: int, workgroup: int) -> tuple[int, int, int]:
