@@ -13,10 +13,10 @@
 // BLOCKED (needs Cout / groups % 4 == 0): one invocation computes 8 output pixels (in
 // row-major order, so a block may wrap to the next row) x 16 output channels of one group in
 // registers: per input channel it reads 8 input values and 4 vec4 of weights and does 32
-// vec4 FMAs, four channels at a time when Cin / groups % 4 == 0. That is the layout of
-// matmul.wgsl (whose comments say why: no workgroup memory, spelled-out accumulators) with
-// 16 columns instead of 8: on lavapipe every load is a per-lane gather, and the wider block
-// does fewer gathers per FMA (about 1.3x faster on the MobileSAM shapes). Invocation t takes
+// vec4 FMAs, four channels at a time when Cin / groups % 4 == 0. That is matmul.wgsl's 8 x 16
+// register block (whose comments say why: no workgroup memory, spelled-out accumulators, and
+// 16 columns because on lavapipe every load is a per-lane gather and the wider block does
+// fewer gathers per FMA). Invocation t takes
 // channel block t % col_blocks and pixel block t / col_blocks, so neighbouring lanes share
 // input pixels and read neighbouring weights. A tap that falls into the padding reads a
 // valid address and selects 0 instead, so nothing is read out of bounds.
