@@ -628,6 +628,15 @@ def test_model_describes_the_stages_in_order(client, converted_weights) -> None:
     assert model["profile"]["decode_seconds"] > 0
     assert model["limits"]["max_body_bytes"] == ApiSettings().max_body_bytes
     assert model["limits"]["wire_dtypes"] == ["float32", "float16"]
+    # The session's engine runs everything on wgpu (Engine's default; serve's is auto).
+    runtime = model["runtime"]
+    assert runtime["requested"] == "wgpu" and list(runtime["available"]) == ["wgpu"]
+    assert runtime["preprocess"] == runtime["decoder"] == "wgpu"
+    assert runtime["stages"] == {name: "wgpu" for name in names}
+    for stage in model["stages"]:
+        assert stage["runtime"] == "wgpu"
+        assert stage["runtime_seconds"] == {"wgpu": stage["server_seconds"]}
+    assert runtime["measured"]["wgpu"]["decode_seconds"] == model["profile"]["decode_seconds"]
 
 
 def app_routes(app) -> list[tuple[str, set[str]]]:
@@ -665,6 +674,10 @@ def test_openapi_names_every_api_route(client) -> None:
             assert operation["responses"] and all(s.isdigit() for s in operation["responses"])
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert declared == {part[1:-1] for part in path.split("/") if part.startswith("{")}
+    described = document["paths"]["/api/v1/model"]["get"]["responses"]["200"]["content"]
+    properties = described["application/json"]["schema"]["properties"]
+    assert set(properties) <= set(client.get("/api/v1/model").json())
+    assert {"stages", "runtime"} <= set(properties)
     stage = document["paths"]["/api/v1/stages/{stage}"]["post"]["parameters"][0]
     assert stage["schema"]["enum"] == [
         s["name"] for s in client.get("/api/v1/model").json()["stages"]

@@ -37,6 +37,13 @@ def register(sub: Subparsers) -> None:
     parser.add_argument(
         "--cache-images", type=int, default=16, help="encoded images kept (default 16)"
     )
+    parser.add_argument(
+        "--runtime",
+        choices=["auto", "wgpu", "onnxruntime"],
+        default="auto",
+        help="where the model runs: auto (default) measures every available runtime per stage "
+        "at start-up and uses the fastest for each; wgpu (the WGSL kernels); onnxruntime",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -13,14 +13,30 @@ from .onnx_graph import (
     export_encoder,
     export_onnx,
 )
+from .stages import (
+    BOUNDARIES,
+    DECODER,
+    STAGES,
+    StageGraphs,
+    boundary_decoder_model,
+    stage_graphs,
+    stage_model,
+)
 
 __all__ = [
+    "BOUNDARIES",
+    "DECODER",
     "DECODER_FILE",
     "ENCODER_FILE",
     "OPSET",
+    "STAGES",
+    "StageGraphs",
+    "boundary_decoder_model",
     "decoder_model",
     "encoder_model",
     "export_decoder",
     "export_encoder",
     "export_onnx",
+    "stage_graphs",
+    "stage_model",
 ]

@@ -26,11 +26,17 @@ GAUSSIAN = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"
 
 
 def prompt_and_mask_decoder(
-    p: Params, embeddings: str, coords: str, labels: str, mask_input: str, has_mask: str
+    p: Params,
+    embeddings: str,
+    coords: str,
+    labels: str,
+    mask_input: str,
+    has_mask: str,
+    channels_last: bool = False,
 ) -> tuple[str, str]:
-    """embeddings (1, 256, 64, 64), coords (1, N, 2) in 1024-space, labels (1, N), mask_input
-    (1, 1, 256, 256), has_mask (1,) -> (low-res logits (1, 4, 256, 256), IoU (1, 4)) of all
-    four mask tokens."""
+    """embeddings (1, 256, 64, 64), or (64, 64, 256) with channels_last, coords (1, N, 2) in
+    1024-space, labels (1, N), mask_input (1, 1, 256, 256), has_mask (1,) -> (low-res logits
+    (1, 4, 256, 256), IoU (1, 4)) of all four mask tokens."""
     b = p.b
     sparse = sparse_embeddings(p, coords, labels)
     dense = dense_embeddings(p, mask_input, has_mask)
@@ -38,8 +44,11 @@ def prompt_and_mask_decoder(
         grid = np.arange(GRID * GRID)
         cells = np.stack([grid % GRID, grid // GRID], axis=-1).astype(np.float32)
         image_pe = _fourier(p, b.const(cells[None]), p.tensor(GAUSSIAN, (2, DIM // 2)), GRID)
-    # (1, 256, 64, 64) -> (1, 4096, 256) tokens, row-major over the grid.
-    image = b.transpose(b.reshape(embeddings, (1, DIM, GRID * GRID)), (0, 2, 1))
+    # -> (1, 4096, 256) tokens, row-major over the grid.
+    if channels_last:
+        image = b.reshape(embeddings, (1, GRID * GRID, DIM))
+    else:
+        image = b.transpose(b.reshape(embeddings, (1, DIM, GRID * GRID)), (0, 2, 1))
     return mask_decoder(p, image, image_pe, sparse, dense)
 
 

@@ -20,30 +20,51 @@ from .params import Params
 IMG_SIZE = 1024
 LN_EPS = 1e-5
 LN2D_EPS = 1e-6
+# Token grid side of layers.0 .. layers.3 (layers.2 and .3 keep 64: stride-1 merging).
+STAGE_RES = (256, 128, 64, 64)
+
+
+STAGES = ("patch_embed", "layers.0", "layers.1", "layers.2", "layers.3", "neck")
 
 
 def image_encoder(p: Params, x: str, prefix: str = "image_encoder") -> str:
     """x: (1, 3, 1024, 1024) normalised, padded image -> (1, 256, 64, 64) embeddings."""
-    b, first = p.b, EMBED_DIMS[0]
-    with b.scope(f"{prefix}.patch_embed"):
-        x = b.gelu(_conv_bn(p, f"{prefix}.patch_embed.seq.0", x, 3, first // 2, 3, stride=2))
-        x = _conv_bn(p, f"{prefix}.patch_embed.seq.2", x, first // 2, first, 3, stride=2)
-    for i in range(DEPTHS[0]):
-        x = _mbconv(p, f"{prefix}.layers.0.blocks.{i}", x, first)
-    x = _patch_merging(p, f"{prefix}.layers.0.downsample", x, first, EMBED_DIMS[1])
-    res = IMG_SIZE // 8
-    x = b.nhwc(x)  # (1, 128, 128, 128)
-    for i in range(1, 4):
-        dim = EMBED_DIMS[i]
-        for j in range(DEPTHS[i]):
-            block = f"{prefix}.layers.{i}.blocks.{j}"
-            x = _tiny_vit_block(p, block, x, res, dim, NUM_HEADS[i], WINDOW_SIZES[i])
-        if i < 3:
-            out_dim = EMBED_DIMS[i + 1]
-            merged = _patch_merging(p, f"{prefix}.layers.{i}.downsample", b.nchw(x), dim, out_dim)
-            x = b.nhwc(merged)
-            res = res if out_dim in (320, 448, 576) else res // 2
-    return _neck(p, f"{prefix}.neck", x, EMBED_DIMS[3])
+    x = p.b.nhwc(x)
+    for index in range(len(STAGES)):
+        x = encoder_stage(p, index, x, prefix)
+    return p.b.nchw(x)
+
+
+def encoder_stage(p: Params, index: int, x: str, prefix: str = "image_encoder") -> str:
+    """Stage `index` of `STAGES` (model/tiny_vit.py's boundaries) on its NHWC boundary map
+    (1, H, W, C) -> the next boundary map, NHWC: (1, 256, 256, 64) after patch_embed, (1, 128,
+    128, 128) after layers.0, (1, 64, 64, 160 | 320 | 320) after layers.1..3, (1, 64, 64, 256)
+    after the neck."""
+    b, name = p.b, STAGES[index]
+    if name == "patch_embed":
+        first = EMBED_DIMS[0]
+        with b.scope(f"{prefix}.patch_embed"):
+            conv0 = _conv_bn(p, f"{prefix}.patch_embed.seq.0", b.nchw(x), 3, first // 2, 3, 2)
+            x = _conv_bn(p, f"{prefix}.patch_embed.seq.2", b.gelu(conv0), first // 2, first, 3, 2)
+        return b.nhwc(x)
+    if name == "layers.0":
+        first, x = EMBED_DIMS[0], b.nchw(x)
+        for i in range(DEPTHS[0]):
+            x = _mbconv(p, f"{prefix}.layers.0.blocks.{i}", x, first)
+        return b.nhwc(_patch_merging(p, f"{prefix}.layers.0.downsample", x, first, EMBED_DIMS[1]))
+    if name == "neck":
+        return _neck(p, f"{prefix}.neck", x, EMBED_DIMS[3])
+    i = index - 1
+    dim, res = EMBED_DIMS[i], STAGE_RES[i]
+    for j in range(DEPTHS[i]):
+        block = f"{prefix}.layers.{i}.blocks.{j}"
+        x = _tiny_vit_block(p, block, x, res, dim, NUM_HEADS[i], WINDOW_SIZES[i])
+    if i < 3:
+        merged = _patch_merging(
+            p, f"{prefix}.layers.{i}.downsample", b.nchw(x), dim, EMBED_DIMS[i + 1]
+        )
+        x = b.nhwc(merged)
+    return x
 
 
 def _conv_bn(
@@ -130,7 +151,7 @@ def _window_attention(
 
 
 def _neck(p: Params, prefix: str, x: str, c_in: int) -> str:
-    """(1, 64, 64, 320) NHWC -> (1, 256, 64, 64) NCHW; LayerNorm2d runs on NHWC maps."""
+    """(1, 64, 64, 320) NHWC -> (1, 64, 64, 256) NHWC; LayerNorm2d runs on NHWC maps."""
     b, dim = p.b, PROMPT_EMBED_DIM
     with b.scope(prefix):
         conv0 = b.weight(
@@ -140,5 +161,4 @@ def _neck(p: Params, prefix: str, x: str, c_in: int) -> str:
         x = b.layer_norm(b.linear(x, conv0), *p.layer_norm(f"{prefix}.1", dim), eps=LN2D_EPS)
         conv2, _ = p.conv(f"{prefix}.2", dim, dim, 3, bias=False)
         x = b.nhwc(b.conv(b.nchw(x), conv2, None, 3, padding=1))
-        x = b.layer_norm(x, *p.layer_norm(f"{prefix}.3", dim), eps=LN2D_EPS)
-        return b.nchw(x)
+        return b.layer_norm(x, *p.layer_norm(f"{prefix}.3", dim), eps=LN2D_EPS)

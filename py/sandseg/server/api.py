@@ -25,8 +25,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from ..offload import messages
 from ..offload.wire import MEDIA_TYPE, WireError, wire_dtype
-from ..predictor import MAX_IMAGE_PIXELS, ImageState, InputError, Prediction
-from .engine import Cancelled, Engine
+from ..predictor import MAX_IMAGE_PIXELS, InputError, Prediction
+from .engine import DECODE, PREPROCESS, Cancelled, EncodedImage, Engine
 from .http_errors import ApiError
 from .images import IMAGE_TYPES, PIXELS_TYPE, decode_upload
 from .lifecycle import Readiness
@@ -63,7 +63,7 @@ class ApiSettings:
 
 @dataclass(frozen=True)
 class Upload:
-    state: ImageState
+    state: EncodedImage
     embeddings: bytes | None
     cached: bool
 
@@ -118,6 +118,11 @@ class OffloadApi:
                 },
                 "output": {"shape": stage.output_shape},
                 "server_seconds": profile.stage_s[stage.name] if profile else None,
+                "runtime": self.engine.plan.parts[stage.name],
+                "runtime_seconds": {
+                    name: measured.stage_s[stage.name]
+                    for name, measured in self.engine.runtime_profiles.items()
+                },
             }
             for i, stage in enumerate(self.engine.stages)
         ]
@@ -132,6 +137,7 @@ class OffloadApi:
                     "preprocess_seconds": profile.preprocess_s if profile else None,
                     "decode_seconds": profile.decode_s if profile else None,
                 },
+                "runtime": self._runtime_description(),
                 "limits": {
                     "max_body_bytes": self.settings.max_body_bytes,
                     "max_image_pixels": MAX_IMAGE_PIXELS,
@@ -140,6 +146,26 @@ class OffloadApi:
                 },
             }
         )
+
+    def _runtime_description(self) -> dict[str, object]:
+        """Which runtime runs each part, why, and what every runtime measured per part."""
+        engine, parts = self.engine, self.engine.plan.parts
+        return {
+            "requested": engine.requested_runtime,
+            "available": {name: runtime.detail for name, runtime in engine.runtimes.items()},
+            "preprocess": parts[PREPROCESS],
+            "stages": {stage.name: parts[stage.name] for stage in engine.stages},
+            "decoder": parts[DECODE],
+            "reason": engine.plan.reason,
+            "measured": {
+                name: {
+                    "preprocess_seconds": measured.preprocess_s,
+                    "stage_seconds": measured.stage_s,
+                    "decode_seconds": measured.decode_s,
+                }
+                for name, measured in engine.runtime_profiles.items()
+            },
+        }
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -1,9 +1,13 @@
 """The model on the server: one GPU thread owns the device and runs every job, one at a time.
 
 Routes call `await engine.run(job, cancel)`; the job runs on the GPU thread. Encoder work
-checks `cancel` after every block and stage (waiting for the GPU first), so the work of a
-client that went away or ran out of time stops at the next block boundary (FT-2, LD-2).
-Encoded images stay on the GPU in a bounded LRU keyed by the sha256 of the uploaded bytes.
+checks `cancel` after every stage (and, on wgpu, every block; waiting for the GPU first), so
+the work of a client that went away or ran out of time stops at the next boundary (FT-2, LD-2).
+Encoded images' embeddings stay in a bounded LRU keyed by the sha256 of the uploaded bytes.
+
+Every part (pre-processing, each encoder stage, the decoder) runs on a runtime (`wgpu` or
+`onnxruntime`, sandseg.runtime); `auto` measures every available runtime per part at start-up
+and uses the fastest for each (`RuntimePlan`).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from typing import Any, TypeVar
 
 from ..gpu import get_device
 from ..gpu.native import NativeDevice
+from ..model import ImageInfo
 from ..model.tiny_vit import IMG_SIZE
-from ..predictor import ImageState, Prediction, Predictor
+from ..predictor import InputError, Prediction, Predictor
+from ..runtime import ONNXRUNTIME, WGPU, Runtime, available_runtimes
 
 T = TypeVar("T")
 DEFAULT_CACHE_IMAGES = 16
@@ -49,16 +55,72 @@ class ServerProfile:
     decode_s: float
 
 
+RUNTIME_CHOICES = ("auto", WGPU, ONNXRUNTIME)
+PREPROCESS = "preprocess"
+DECODE = "decode"
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An encoded image: its (64, 64, 256) channels-last float32 embeddings and sizes."""
+
+    embeddings: bytes
+    info: ImageInfo
+
+
+@dataclass(frozen=True)
+class RuntimePlan:
+    """Which runtime runs each part: "preprocess", every stage by name, and "decode"."""
+
+    parts: dict[str, str]
+    reason: str
+
+    @classmethod
+    def everything_on(cls, runtime: str, reason: str, stages: list[str]) -> RuntimePlan:
+        return cls({part: runtime for part in [PREPROCESS, *stages, DECODE]}, reason)
+
+
 class Engine:
-    def __init__(self, weights: Path, cache_images: int = DEFAULT_CACHE_IMAGES) -> None:
+    def __init__(
+        self,
+        weights: Path,
+        cache_images: int = DEFAULT_CACHE_IMAGES,
+        runtime: str = WGPU,
+        onnx_cache: Path | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        """`runtime`: "wgpu", "onnxruntime" or "auto" (every available runtime, the fastest
+        per part once `measure` has run); `onnx_cache`: where the ONNX stage graphs are
+        exported once per weights file (default SANDSEG_HOME/onnx)."""
+        if runtime not in RUNTIME_CHOICES:
+            raise InputError(f"unknown runtime {runtime!r}; choose one of {RUNTIME_CHOICES}")
+        wanted = available_runtimes() if runtime == "auto" else [runtime]
+        if runtime == ONNXRUNTIME and ONNXRUNTIME not in available_runtimes():
+            raise InputError(
+                "--runtime onnxruntime needs onnxruntime and onnx: pip install 'sandseg[serve]'"
+            )
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sandseg-gpu")
-        self._cache: OrderedDict[str, ImageState] = OrderedDict()
+        self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
         self._cache_images = cache_images
         self._lock = threading.Lock()
         self.predictor: Predictor = self._executor.submit(Predictor.from_weights, weights).result()
         self.device: NativeDevice = get_device()  # type: ignore[assignment]
         self.stages = _stage_infos(self.predictor)
         self.profile: ServerProfile | None = None
+        self.requested_runtime = runtime
+        self.runtimes: dict[str, Runtime] = {}
+        for name in wanted:
+            self.runtimes[name] = self._executor.submit(
+                self._load_runtime, name, weights, onnx_cache, progress
+            ).result()
+        # Per runtime, what `measure` found; empty until then.
+        self.runtime_profiles: dict[str, ServerProfile] = {}
+        first = ONNXRUNTIME if ONNXRUNTIME in self.runtimes else WGPU
+        self.plan = RuntimePlan.everything_on(
+            first,
+            f"--runtime {runtime}" if runtime != "auto" else "not measured yet",
+            [s.name for s in self.stages],
+        )
 
     async def run(self, job: Callable[[threading.Event], T], cancel: threading.Event) -> T:
         """Run `job(cancel)` on the GPU thread; awaiting it never blocks the event loop."""
@@ -71,41 +133,42 @@ class Engine:
 
     def run_stages(self, start: int, x_f32: bytes, cancel: threading.Event) -> bytes:
         """Encoder stages [start, end) on the boundary tensor entering `start` -> embeddings."""
-        x = self.device.upload(x_f32, self.stages[start].input_shape)
-        embeddings = self.predictor.model.encode(
-            x, start, after_stage=self._stage_done(cancel), between_blocks=self._stage_done(cancel)
-        )
-        return self.device.read_sync(embeddings)
+        return self._encode(x_f32, start, self._stage_done(cancel))
 
-    def embed_image(self, key: str, image: Any, cancel: threading.Event) -> ImageState:
+    def embed_image(self, key: str, image: Any, cancel: threading.Event) -> EncodedImage:
         """Encode `image` (H, W, C uint8, any buffer) once; later calls with `key` hit the cache."""
         cached = self.cached(key)
         if cached is not None:
             return cached
-        self.predictor.reset_image()
-        asyncio.run(
-            self.predictor.set_image_async(
-                image,
-                after_stage=self._stage_done(cancel),
-                between_blocks=self._stage_done(cancel),
-            )
-        )
-        state = self.predictor.image_state()
-        assert state is not None
+        checkpoint = self._stage_done(cancel)
+        x, info = self.runtimes[self.plan.parts[PREPROCESS]].preprocess(image)
+        checkpoint(PREPROCESS)
+        state = EncodedImage(self._encode(x, 0, checkpoint), info)
         with self._lock:
             self._cache[key] = state
             while len(self._cache) > self._cache_images:
                 self._cache.popitem(last=False)
         return state
 
-    def embeddings(self, state: ImageState) -> bytes:
-        return self.device.read_sync(state.embeddings)
+    def embeddings(self, state: EncodedImage) -> bytes:
+        return state.embeddings
 
-    def predict(self, state: ImageState, prompt: dict[str, Any]) -> Prediction:
-        self.predictor.restore_image(state)
-        return asyncio.run(self.predictor.predict_async(**prompt))
+    def predict(self, state: EncodedImage, prompt: dict[str, Any]) -> Prediction:
+        return self.runtimes[self.plan.parts[DECODE]].decode(state.embeddings, state.info, **prompt)
 
-    def cached(self, key: str) -> ImageState | None:
+    def _encode(self, x: bytes, start: int, checkpoint: Callable[[str], None]) -> bytes:
+        """Stages [start, end), each consecutive run of stages on one runtime in one call."""
+        names = [s.name for s in self.stages]
+        while start < len(names):
+            runtime = self.plan.parts[names[start]]
+            stop = start + 1
+            while stop < len(names) and self.plan.parts[names[stop]] == runtime:
+                stop += 1
+            x = self.runtimes[runtime].run_stages(x, start, stop, checkpoint)
+            start = stop
+        return x
+
+    def cached(self, key: str) -> EncodedImage | None:
         with self._lock:
             state = self._cache.get(key)
             if state is not None:
@@ -113,41 +176,83 @@ class Engine:
             return state
 
     def measure(self, repeat: int = 2) -> ServerProfile:
-        """Time preprocessing, every stage and one decode on a synthetic image (medians of
-        `repeat` runs after a first that compiles the pipelines), on the GPU thread."""
+        """Time preprocessing, every stage and one decode on a synthetic image on every loaded
+        runtime (medians of `repeat` runs after a first that compiles and warms up), on the
+        GPU thread. With `auto`, each part then runs on the runtime that was fastest for it.
+        Returns the seconds of the runtimes chosen (the planner's view of this server)."""
         return self._executor.submit(self._measure, repeat).result()
 
     def _measure(self, repeat: int) -> ServerProfile:
-        runs: dict[str, list[float]] = {}
         image = bytes(range(256)) * (IMG_SIZE * 768 * 3 // 256)
         view = memoryview(image).cast("B", (768, IMG_SIZE, 3))
-        for _ in range(repeat + 1):
-            times = self._timed_image(view)
-            for part, seconds in times.items():
-                runs.setdefault(part, []).append(seconds)
-        medians = {part: statistics.median(values[1:]) for part, values in runs.items()}
-        self.predictor.reset_image()
+        for name, runtime in self.runtimes.items():
+            runs: dict[str, list[float]] = {}
+            for _ in range(repeat + 1):
+                for part, seconds in self._timed_image(runtime, view).items():
+                    runs.setdefault(part, []).append(seconds)
+            medians = {part: statistics.median(values[1:]) for part, values in runs.items()}
+            self.runtime_profiles[name] = ServerProfile(
+                preprocess_s=medians.pop(PREPROCESS), decode_s=medians.pop(DECODE), stage_s=medians
+            )
+        if self.requested_runtime == "auto":
+            self.plan = self._fastest_plan()
+        return self._planned_profile()
+
+    def _timed_image(self, runtime: Runtime, image: memoryview) -> dict[str, float]:
+        times: dict[str, float] = {}
+        start = time.perf_counter()
+        x, info = runtime.preprocess(image)
+        times[PREPROCESS] = time.perf_counter() - start
+        for index, stage in enumerate(self.stages):
+            start = time.perf_counter()
+            x = runtime.run_stages(x, index, index + 1, lambda _stage: None)
+            times[stage.name] = time.perf_counter() - start
+        start = time.perf_counter()
+        runtime.decode(x, info, point_coords=[[500, 300]], point_labels=[1])
+        times[DECODE] = time.perf_counter() - start
+        return times
+
+    def _fastest_plan(self) -> RuntimePlan:
+        parts = {}
+        for part in [PREPROCESS, *(s.name for s in self.stages), DECODE]:
+            seconds = {name: _part_seconds(p, part) for name, p in self.runtime_profiles.items()}
+            parts[part] = min(seconds, key=seconds.__getitem__)
+        totals = ", ".join(
+            f"{name} {sum(p.stage_s.values()) + p.preprocess_s:.2f} s per image, decode "
+            f"{p.decode_s:.2f} s"
+            for name, p in self.runtime_profiles.items()
+        )
+        return RuntimePlan(parts, f"auto: the fastest runtime per part, measured ({totals})")
+
+    def _planned_profile(self) -> ServerProfile:
+        def seconds(part: str) -> float:
+            return _part_seconds(self.runtime_profiles[self.plan.parts[part]], part)
+
         return ServerProfile(
-            preprocess_s=medians.pop("preprocess"),
-            decode_s=medians.pop("decode"),
-            stage_s=medians,
+            preprocess_s=seconds(PREPROCESS),
+            stage_s={s.name: seconds(s.name) for s in self.stages},
+            decode_s=seconds(DECODE),
         )
 
-    def _timed_image(self, image: memoryview) -> dict[str, float]:
-        times: dict[str, float] = {}
-        last = time.perf_counter()
+    def _load_runtime(
+        self,
+        name: str,
+        weights: Path,
+        onnx_cache: Path | None,
+        progress: Callable[[str], None] | None,
+    ) -> Runtime:
+        if name == WGPU:
+            from ..runtime.wgpu_runtime import WgpuRuntime
 
-        def lap(name: str) -> None:
-            nonlocal last
-            self.device.wait_idle()
-            now = time.perf_counter()
-            times[name], last = now - last, now
+            return WgpuRuntime(self.predictor)
+        from ..export import stage_graphs
+        from ..runtime.ort_runtime import OrtRuntime
 
-        asyncio.run(self.predictor.set_image_async(image, after_stage=lap))
-        start = time.perf_counter()
-        asyncio.run(self.predictor.predict_async(point_coords=[[500, 300]], point_labels=[1]))
-        times["decode"] = time.perf_counter() - start
-        return times
+        if onnx_cache is None:
+            from .serve_cli import sandseg_home
+
+            onnx_cache = sandseg_home() / "onnx"
+        return OrtRuntime(stage_graphs(weights, onnx_cache, progress))
 
     def _stage_done(self, cancel: threading.Event) -> Callable[[str], None]:
         return lambda stage: self._checkpoint(cancel, stage)
@@ -161,6 +266,12 @@ class Engine:
         self.device.wait_idle()
         if cancel.is_set():
             raise Cancelled(stage)
+
+
+def _part_seconds(profile: ServerProfile, part: str) -> float:
+    if part == PREPROCESS:
+        return profile.preprocess_s
+    return profile.decode_s if part == DECODE else profile.stage_s[part]
 
 
 def _stage_infos(predictor: Predictor) -> list[StageInfo]:

@@ -37,6 +37,44 @@ DTYPE = {
 }
 
 
+_SECONDS = {"type": ["number", "null"]}
+_RUNTIME = {"type": "string", "enum": ["wgpu", "onnxruntime"]}
+MODEL_PROPERTIES: dict[str, Any] = {
+    "stages": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "server_seconds": _SECONDS,
+                "runtime": {**_RUNTIME, "description": "the runtime that runs this stage"},
+                "runtime_seconds": {
+                    "type": "object",
+                    "description": "seconds of this stage measured on each runtime at start-up",
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+        },
+    },
+    "runtime": {
+        "type": "object",
+        "description": (
+            "--runtime as requested (auto, wgpu, onnxruntime), the runtimes loaded, the one "
+            "running pre-processing, each stage and the decoder, why, and what each measured"
+        ),
+        "properties": {
+            "requested": {"type": "string", "enum": ["auto", "wgpu", "onnxruntime"]},
+            "available": {"type": "object", "additionalProperties": {"type": "string"}},
+            "preprocess": _RUNTIME,
+            "stages": {"type": "object", "additionalProperties": _RUNTIME},
+            "decoder": _RUNTIME,
+            "reason": {"type": "string"},
+            "measured": {"type": "object"},
+        },
+    },
+}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     common = (400, 403, 408, 413, 415, 503, 504)
     return {str(status): ERROR for status in sorted({*common, *statuses})}
@@ -75,8 +113,11 @@ def openapi_document(stage_names: list[str]) -> dict[str, Any]:
         },
         "/api/v1/model": {
             "get": {
-                "summary": "The model: weights sha256, stages with boundary shapes, server profile",
-                "responses": {"200": _json("the description", {"stages": {"type": "array"}})},
+                "summary": (
+                    "The model: weights sha256, stages with boundary shapes, the runtime that "
+                    "runs each part and the seconds every runtime measured"
+                ),
+                "responses": {"200": _json("the description", MODEL_PROPERTIES)},
             }
         },
         "/api/v1/stages/{stage}": {

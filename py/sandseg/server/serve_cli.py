@@ -144,12 +144,21 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         raise InputError(f"no web bundle in {bundle}: build it first with `python build.py`")
     weights = resolve_weights(args.weights, progress)
     pin_weights(weights, args.weights_sha256)
-    progress(f"loading {weights.name} onto the GPU")
-    engine = Engine(weights, cache_images=args.cache_images)
+    progress(f"loading {weights.name} (runtime {args.runtime})")
+    engine = Engine(
+        weights,
+        cache_images=args.cache_images,
+        runtime=args.runtime,
+        onnx_cache=sandseg_home() / "onnx",
+        progress=progress,
+    )
     progress("profiling the encoder stages and the decoder (the planner's server times)")
     engine.profile = engine.measure()
-    stages = ", ".join(f"{k} {v:.2f} s" for k, v in engine.profile.stage_s.items())
+    stages = ", ".join(
+        f"{k} {v:.2f} s ({engine.plan.parts[k]})" for k, v in engine.profile.stage_s.items()
+    )
     progress(f"server profile: {stages}; decode {engine.profile.decode_s:.2f} s")
+    progress(f"runtimes: {engine.plan.reason}")
     readiness = Readiness()
     settings = ApiSettings(queue=args.queue, deadline_s=args.deadline)
     app = create_app(

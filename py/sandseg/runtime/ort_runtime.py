@@ -1,0 +1,98 @@
+"""The `onnxruntime` runtime: the stage graphs of `sandseg.export` on onnxruntime, with the
+host's pre- and post-processing (runtime/host.py).
+
+CPUExecutionProvider, or CUDAExecutionProvider first when the installed onnxruntime has it.
+A stage cannot be stopped midway; the work stops at the next stage boundary (`checkpoint`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from ..export import BOUNDARIES, DECODER, STAGES, StageGraphs
+from ..model import ImageInfo
+from ..predictor import LOW_RES, InputError, Prediction, _prompt_points
+from . import ONNXRUNTIME, host
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+def providers() -> list[str]:
+    """The execution providers to ask for, best first."""
+    return [CUDA, CPU] if CUDA in ort.get_available_providers() else [CPU]
+
+
+class OrtRuntime:
+    name = ONNXRUNTIME
+
+    def __init__(self, graphs: StageGraphs) -> None:
+        asked = providers()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # warnings about unused initializers are not ours
+        self.sessions = {
+            name: ort.InferenceSession(str(graphs.path(name)), options, asked)
+            for name in [*STAGES, DECODER]
+        }
+        self.provider = self.sessions[DECODER].get_providers()[0]
+        self.detail = f"onnxruntime {ort.__version__} {self.provider}"
+
+    def preprocess(self, image: Any) -> tuple[bytes, ImageInfo]:
+        x, info = host.preprocess(image)
+        return x.tobytes(), info
+
+    def run_stages(
+        self, x: bytes, start: int, stop: int, checkpoint: Callable[[str], None]
+    ) -> bytes:
+        y = np.frombuffer(x, np.float32).reshape(BOUNDARIES[start])
+        for index in range(start, stop):
+            (y,) = self.sessions[STAGES[index]].run(["y"], {"x": y})
+            checkpoint(STAGES[index])
+        return np.ascontiguousarray(y, np.float32).tobytes()
+
+    def decode(
+        self,
+        embeddings: bytes,
+        info: ImageInfo,
+        point_coords: Any = None,
+        point_labels: Any = None,
+        box: Any = None,
+        mask_input: Any = None,
+        multimask_output: bool = True,
+    ) -> Prediction:
+        coords, labels = _prompt_points(point_coords, point_labels, box, info)
+        feeds = {
+            "image_embeddings": np.frombuffer(embeddings, np.float32).reshape(BOUNDARIES[-1]),
+            "point_coords": np.asarray(coords, np.float32)[None],
+            "point_labels": np.asarray(labels, np.float32)[None],
+            "mask_input": _mask_input(mask_input),
+            "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
+        }
+        low_res, iou = self.sessions[DECODER].run(["low_res_masks", "iou_predictions"], feeds)
+        # Channel 0 is SAM's single-mask output, channels 1..3 its multimask output.
+        channels = slice(1, 4) if multimask_output else slice(0, 1)
+        low_res = np.ascontiguousarray(low_res[0, channels])
+        logits = host.upscale(low_res, info)
+        h, w = info.original
+        return Prediction(
+            shape=(low_res.shape[0], h, w),
+            masks=(logits > 0).astype(np.uint8).tobytes(),
+            logits=None,
+            low_res=low_res.tobytes(),
+            iou=[float(v) for v in iou[0, channels]],
+        )
+
+
+def _mask_input(mask_input: Any) -> np.ndarray:
+    if mask_input is None:
+        return np.zeros((1, 1, LOW_RES, LOW_RES), np.float32)
+    view = memoryview(mask_input) if not isinstance(mask_input, memoryview) else mask_input
+    if view.format not in ("f", "<f", "=f") or view.nbytes != LOW_RES * LOW_RES * 4:
+        raise InputError(
+            f"mask_input must be float32 of shape (1, 256, 256); got {view.format!r} {view.shape}"
+        )
+    return np.frombuffer(view.tobytes(), np.float32).reshape(1, 1, LOW_RES, LOW_RES)

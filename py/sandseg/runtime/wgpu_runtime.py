@@ -1,0 +1,60 @@
+"""The `wgpu` runtime: the package's WGSL kernels through wgpu-py (the Predictor's path).
+
+Boundary tensors go up and come back as bytes; a run of consecutive stages stays on the GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ..gpu.native import NativeDevice
+from ..model import ImageInfo
+from ..model.tiny_vit import IMG_SIZE
+from ..predictor import Prediction, Predictor, _image_bytes
+from . import WGPU
+
+
+class WgpuRuntime:
+    name = WGPU
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.model = predictor.model
+        assert isinstance(predictor.device, NativeDevice)
+        self.device: NativeDevice = predictor.device
+        self.detail = f"wgpu-py on {self.device.adapter_name}"
+        stages = self.model.image_encoder.stages
+        self._inputs = [(IMG_SIZE, IMG_SIZE, 3), *(s.output_shape for s in stages)]
+
+    def preprocess(self, image: Any) -> tuple[bytes, ImageInfo]:
+        pixels, height, width, channels = _image_bytes(image, "RGB")
+        x, info = self.model.preprocess(pixels, height, width, channels)
+        return self.device.read_sync(x), info
+
+    def run_stages(
+        self, x: bytes, start: int, stop: int, checkpoint: Callable[[str], None]
+    ) -> bytes:
+        tensor = self.device.upload(x, self._inputs[start])
+        y = self.model.encode(
+            tensor, start, stop, after_stage=checkpoint, between_blocks=checkpoint
+        )
+        return self.device.read_sync(y)
+
+    def decode(
+        self,
+        embeddings: bytes,
+        info: ImageInfo,
+        point_coords: Any = None,
+        point_labels: Any = None,
+        box: Any = None,
+        mask_input: Any = None,
+        multimask_output: bool = True,
+    ) -> Prediction:
+        self.predictor.set_image_embedding(embeddings, info.original)
+        return asyncio.run(
+            self.predictor.predict_async(
+                point_coords, point_labels, box, mask_input, multimask_output
+            )
+        )
