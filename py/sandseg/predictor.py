@@ -19,8 +19,8 @@ from .gpu import Device, Tensor, get_device
 from .gpu.device import MAX_STORAGE_BINDING
 from .model import ImageInfo, MobileSAM
 from .ops import resize_longest_side, threshold
+from .weights.layout import EMBEDDINGS_SHAPE, IMG_SIZE, LOW_RES
 
-LOW_RES = 256
 # Points in one prompt: the decoder's cost grows with them and a decode cannot be stopped
 # midway (seconds per thousand points on a CPU adapter).
 MAX_PROMPT_POINTS = 1024
@@ -118,8 +118,8 @@ class Predictor:
         h, w = original_size
         if h <= 0 or w <= 0:
             raise InputError(f"original_size must be positive, got {original_size}")
-        self._embeddings = self.device.upload(embedding_hwc, (64, 64, 256))
-        self._info = ImageInfo((h, w), resize_longest_side(h, w, 1024))
+        self._embeddings = self.device.upload(embedding_hwc, EMBEDDINGS_SHAPE)
+        self._info = ImageInfo((h, w), resize_longest_side(h, w, IMG_SIZE))
 
     def image_state(self) -> ImageState | None:
         """The current image's embeddings (on the GPU) and sizes, to restore later."""

@@ -7,13 +7,14 @@ import itertools
 
 from .. import ops
 from ..gpu import Tensor
+from ..weights.layout import EMBED_GRID, NUM_MULTIMASK_OUTPUTS
+from ..weights.layout import PROMPT_EMBED_DIM as DIM
+from ..weights.layout import TRANSFORMER_DEPTH as DEPTH
+from ..weights.layout import TRANSFORMER_MLP_DIM as MLP_DIM
 from .params import WeightStore
 
-DIM = 256
-HEADS = 8
-MLP_DIM = 2048
-DEPTH = 2
-NUM_MASK_TOKENS = 4  # 3 multimask outputs + 1
+HEADS = 8  # changes no weight shape, so the layout does not know it
+NUM_MASK_TOKENS = NUM_MULTIMASK_OUTPUTS + 1  # the single-mask output's token first
 
 
 class Attention:
@@ -126,7 +127,7 @@ class MaskDecoder:
             self.final_attn_token_to_image(q, k, keys, residual=queries), *self.norm_final_attn
         )
 
-        src = keys.reshape(64, 64, DIM)
+        src = keys.reshape(EMBED_GRID, EMBED_GRID, DIM)
         x = ops.conv_transpose2x2(src, *self.upscale0)  # (128, 128, 64)
         x = ops.layer_norm(x, *self.upscale1, eps=1e-6, act="gelu")
         upscaled = ops.conv_transpose2x2(x, *self.upscale3, act="gelu")  # (256, 256, 32)

@@ -6,12 +6,10 @@ from array import array
 
 from .. import ops
 from ..gpu import Tensor
+from ..weights.layout import EMBED_GRID as GRID
+from ..weights.layout import MASK_IN_CHANS
+from ..weights.layout import PROMPT_EMBED_DIM as EMBED_DIM
 from .params import WeightStore
-
-EMBED_DIM = 256
-GRID = 64  # image embedding is 64 x 64
-INPUT_SIZE = 1024
-MASK_IN_CHANS = 16
 
 
 class PromptEncoder:

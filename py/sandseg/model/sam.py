@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from .. import ops
 from ..gpu import Device, Tensor
 from ..weights import HostTensor
+from ..weights.layout import EMBED_GRID, LOW_RES
+from ..weights.layout import IMG_SIZE as INPUT_SIZE
 from .mask_decoder import MaskDecoder
 from .params import WeightStore
-from .prompt_encoder import INPUT_SIZE, PromptEncoder
+from .prompt_encoder import PromptEncoder
 from .tiny_vit import TinyViT
-
-LOW_RES = 256
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class MobileSAM:
         """-> (low-res logits (C, 256, 256), iou (1, C), sparse embeddings (T, 256))."""
         sparse = self.prompt_encoder.sparse(coords_1024, labels)
         dense = self.prompt_encoder.dense(mask_input)
-        image = embeddings.reshape(64 * 64, embeddings.shape[-1])
+        image = embeddings.reshape(EMBED_GRID * EMBED_GRID, embeddings.shape[-1])
         masks, iou = self.mask_decoder(image, self.prompt_encoder.dense_pe(), sparse, dense)
         first, count = (1, 3) if multimask else (0, 1)
         low_res = self.device.empty((count, LOW_RES, LOW_RES))

@@ -17,15 +17,17 @@ from ..gpu import Tensor
 from ..weights.layout import (
     DEPTHS,
     EMBED_DIMS,
+    EMBEDDINGS_SHAPE,
+    IMG_SIZE,
     MBCONV_EXPAND_RATIO,
     MLP_RATIO,
     NUM_HEADS,
     PROMPT_EMBED_DIM,
     WINDOW_SIZES,
+    merging_stride,
 )
 from .params import WeightStore
 
-IMG_SIZE = 1024
 NECK_DIM = PROMPT_EMBED_DIM
 
 
@@ -99,9 +101,7 @@ class MBConv:
 
 class PatchMerging:
     def __init__(self, store: WeightStore, prefix: str, dim: int, out_dim: int) -> None:
-        # The official code keeps stride 1 for out_dim 320 (and 448, 576): layers 2 and 3 of
-        # MobileSAM both run at 64x64.
-        stride = 1 if out_dim in (320, 448, 576) else 2
+        stride = merging_stride(out_dim)
         self.conv1 = Conv2dBN(store, f"{prefix}.conv1", dim, out_dim)
         self.conv2 = Conv2dBN(
             store, f"{prefix}.conv2", out_dim, out_dim, 3, stride=stride, groups=out_dim
@@ -192,10 +192,10 @@ class TinyViT:
             if i < 3:
                 out_dim = EMBED_DIMS[i + 1]
                 layers.append(PatchMerging(store, f"{prefix}.layers.{i}.downsample", dim, out_dim))
-                res = res if out_dim in (320, 448, 576) else res // 2
+                res //= merging_stride(out_dim)
             self.stages.append(Stage(f"layers.{i}", _Sequence(layers), (res, res, out_dim)))
         self.stages.append(
-            Stage("neck", Neck(store, f"{prefix}.neck", EMBED_DIMS[3]), (64, 64, NECK_DIM))
+            Stage("neck", Neck(store, f"{prefix}.neck", EMBED_DIMS[3]), EMBEDDINGS_SHAPE)
         )
         # The unused classifier head of the checkpoint is not loaded.
 

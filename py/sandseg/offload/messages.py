@@ -21,9 +21,9 @@ from typing import Any
 
 from ..predictor import LOW_RES, MAX_PROMPT_POINTS, Prediction
 from ..weights import HostTensor
+from ..weights.layout import EMBEDDINGS_SHAPE
 from .wire import Spec, WireError, from_f32, pack, to_f32, unpack
 
-EMBEDDINGS_SHAPE = (64, 64, 256)
 FLOATS = ("F32", "F16")
 LOW_RES_CHOICES = ("all", "best", "none")
 PROMPT_SIGNATURE = {

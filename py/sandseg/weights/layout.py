@@ -30,6 +30,17 @@ NUM_MULTIMASK_OUTPUTS = 3
 IOU_HEAD_DEPTH = 3
 HYPERNETWORK_MLP_DEPTH = 3
 IOU_HEAD_HIDDEN_DIM = 256
+# Sizes every part of the model (and the wire) agrees on.
+IMG_SIZE = 1024  # the encoder's input: the long side resized to it, then padded square
+EMBED_GRID = 64  # the image embedding is (EMBED_GRID, EMBED_GRID, PROMPT_EMBED_DIM)
+EMBEDDINGS_SHAPE = (EMBED_GRID, EMBED_GRID, PROMPT_EMBED_DIM)
+LOW_RES = 256  # the decoder's mask logits are (LOW_RES, LOW_RES)
+
+
+def merging_stride(out_dim: int) -> int:
+    """TinyViT PatchMerging's stride: the official code keeps 1 for out_dim 320 (and 448,
+    576), so layers 2 and 3 of MobileSAM both run at 64x64; 2 otherwise."""
+    return 1 if out_dim in (320, 448, 576) else 2
 
 
 def _param(out: Layout, name: str, *shape: int) -> None:
