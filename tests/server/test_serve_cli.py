@@ -6,6 +6,7 @@ test if it is ever built: every refusal must come before the model is loaded."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -179,6 +180,56 @@ def test_an_unreadable_manifest_refuses_to_start(capsys, bundle, weights) -> Non
     code, err = serve(capsys, "--weights", str(weights), "--bundle", str(bundle))
     assert code == 2
     assert f"manifest {manifest_path(weights).name} is unreadable" in err
+
+
+# -- SV-8: a .pt is converted by a child process, never by the server -----------------------
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The pickle reader fails the test if this (the server's) process ever calls it; the
+    weights cache is private to the test. Returns the cache."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the server process unpickled a checkpoint (SV-8)")
+
+    monkeypatch.setattr("sandseg.weights.convert.read_pt", refuse)
+    monkeypatch.setenv("SANDSEG_HOME", str(tmp_path / "home"))
+    return tmp_path / "home" / "weights"
+
+
+@pytest.mark.requirement("SV-8")
+def test_serve_converts_a_pt_in_a_subprocess_once(capsys, bundle, no_unpickling) -> None:
+    checkpoint = require("mobile_sam_seed1234.pt")
+    args = ["serve", "--weights", str(checkpoint), "--bundle", str(bundle)]
+    with pytest.raises(EngineReached):
+        main(args)
+    err = capsys.readouterr().err
+    # The child's own progress, relayed; then the server goes on with what it wrote.
+    assert "converting in a subprocess: sandseg convert mobile_sam_seed1234.pt" in err
+    assert "convert: 439 tensors match the MobileSAM vit_t layout" in err
+    [converted] = no_unpickling.glob("*.safetensors")
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert converted.name == f"mobile_sam_seed1234-{digest[:16]}.safetensors"
+    assert json.loads(manifest_path(converted).read_text())["source_sha256"] == digest
+    # Cached by the checkpoint's sha256: the next start converts nothing.
+    with pytest.raises(EngineReached):
+        main(args)
+    assert "converting" not in capsys.readouterr().err
+
+
+@pytest.mark.requirement("SV-8")
+def test_a_checkpoint_that_fails_to_convert_refuses_to_start(
+    capsys, bundle, no_unpickling, tmp_path
+) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"PK\x03\x04 not a zip archive at all")
+    code, err = serve(capsys, "--weights", str(broken), "--bundle", str(bundle))
+    assert code == 2
+    # The child's one-line reason, named as the conversion's; no half-written weights.
+    assert "sandseg: error: converting broken.pt failed (exit 2): " in err
+    assert "zip" in err.lower() and "Traceback" not in err
+    assert list(no_unpickling.iterdir()) == []
 
 
 # -- FT-3: SIGTERM on a real `sandseg serve` -------------------------------------------------

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..predictor import InputError
-from ..weights import convert_checkpoint, manifest_path, verify_weights
+from ..weights import manifest_path, verify_weights
 from ..weights.files import sha256_file
+from .conversion import convert_in_subprocess
 
 OFFICIAL_HINT = (
     "no weights: pass --weights mobile_sam.pt (the official MobileSAM checkpoint, from "
@@ -56,7 +57,7 @@ def resolve_weights(weights: str | None, progress: Callable[[str], None]) -> Pat
     if not converted.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         progress(f"converting {path} once into {converted}")
-        convert_checkpoint(path, converted, progress=progress)
+        convert_in_subprocess(path, converted, progress)  # SV-8: never unpickle in the server
     return converted
 
 
@@ -117,7 +118,7 @@ def download_official(cache: Path, progress: Callable[[str], None]) -> Path:
         converted = cache / f"mobile_sam-{digest[:16]}.safetensors"
         progress(f"verifying the download by converting it into {converted}")
         try:
-            convert_checkpoint(part, converted, progress=progress)
+            convert_in_subprocess(part, converted, progress)
         except Exception as exc:
             raise InputError(
                 f"{hint} (download failed: the downloaded file could not be verified as the "
