@@ -57,3 +57,18 @@ def test_an_export_cut_short_is_exported_again(converted_weights, tmp_path) -> N
     again = stage_graphs(converted_weights, tmp_path, said.append)
     assert said[0].startswith("exporting the ONNX stage graphs")
     onnx.checker.check_model(onnx.load(again.path("layers.2")))
+
+
+def test_the_core_imports_no_runtime() -> None:
+    """onnxruntime, onnx and numpy are edge dependencies: loading the core loads none of them
+    (DESIGN.md: the core runs in Pyodide with nothing installed)."""
+    import subprocess
+    import sys
+
+    core = "sandseg.gpu, sandseg.ops, sandseg.model, sandseg.weights, sandseg.offload"
+    edge = "{'onnx', 'onnxruntime', 'numpy', 'sandseg.runtime', 'sandseg.export'}"
+    code = f"import sys, {core}, sandseg.predictor; print(sorted({edge} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
