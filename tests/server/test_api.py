@@ -947,6 +947,32 @@ def test_a_fault_fails_only_its_own_request(
     assert len(calls) == 2
 
 
+@pytest.mark.requirement("SV-4", "FT-1")
+def test_a_server_bug_while_decoding_an_upload_is_a_500_not_a_422(client, monkeypatch) -> None:
+    """Only what Pillow raises on bytes it cannot decode blames the upload (422, the cases
+    above); a bug on the decode path is a 500 with the usual clean JSON body."""
+    from PIL import ImageOps
+
+    real = ImageOps.exif_transpose
+    faults = [TypeError("boom"), KeyError("secret"), AttributeError("boom")]
+
+    def broken_at_first(image: Any) -> Any:
+        if faults:
+            raise faults.pop(0)
+        return real(image)
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken_at_first)
+    # An image no other test uploads, so that the server decodes it (no cache hit).
+    body = encoded("PNG", (37, 23))
+    for _ in range(len(faults)):
+        response = client.post(IMAGES, content=body, headers={"Content-Type": "image/png"})
+        error = assert_json_error(response, 500, "internal error")
+        assert "boom" not in error and "secret" not in error and "readable" not in error
+    # Each fault was that request's only: the same upload then decodes and encodes.
+    response = client.post(IMAGES, content=body, headers={"Content-Type": "image/png"})
+    assert response.status_code == 200 and response.json()["height"] == 23
+
+
 # -- LD-2: the end-to-end deadline; readiness ------------------------------------------------
 
 
