@@ -23,7 +23,7 @@ from pyodide.ffi import to_js
 from . import ops
 from .gpu import GPUError, set_device
 from .gpu.browser import BrowserDevice, request_browser_device
-from .model import MobileSAM
+from .model import MobileSAM, probe_image
 from .offload.client import OffloadClient, OffloadError
 from .offload.fetch import FetchTransport
 from .offload.planner import Estimate
@@ -143,7 +143,7 @@ class Session:
         # dry run cannot cache an empty one.
         model.prompt_encoder.dense_pe()
         async with device.compile_only():
-            x, info = model.preprocess(bytes(4 * 1024 * 768), 768, 1024, 4)
+            x, info = model.preprocess(*probe_image())
             embeddings = model.encode(x)
             mask = device.empty((LOW_RES, LOW_RES, 1))
             for mask_input in (None, mask):

@@ -1,6 +1,6 @@
 """MobileSAM as compositions of ops; module and attribute names mirror the official code."""
 
-from .sam import ImageInfo, MobileSAM
+from .sam import ImageInfo, MobileSAM, probe_image
 from .tiny_vit import TinyViT
 
-__all__ = ["ImageInfo", "MobileSAM", "TinyViT"]
+__all__ = ["ImageInfo", "MobileSAM", "TinyViT", "probe_image"]

@@ -16,6 +16,18 @@ from .params import WeightStore
 from .prompt_encoder import PromptEncoder
 from .tiny_vit import TinyViT
 
+# The image that start-up work (pipeline compilation, timing probes) runs on: landscape, as
+# most photos are, so that the padding is exercised too.
+PROBE_SIZE = (768, 1024)
+
+
+def probe_image(channels: int = 4) -> tuple[bytes, int, int, int]:
+    """(pixels, height, width, channels) of a PROBE_SIZE image for start-up work: a ramp, so
+    that nothing downstream is constant."""
+    height, width = PROBE_SIZE
+    size = height * width * channels
+    return bytes(range(256)) * (size // 256) + bytes(size % 256), height, width, channels
+
 
 @dataclass(frozen=True)
 class ImageInfo:

@@ -7,7 +7,7 @@ code's token sequences (L, C) are the same memory as (H, W, C).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .. import ops
@@ -151,6 +151,16 @@ class TinyViTBlock:
         return ops.linear(hidden, *self.fc2, residual=x)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One recorded encoder block: `x` is its output; when `last`, the output of `stage`."""
+
+    stage: str
+    block: int
+    last: bool
+    x: Tensor
+
+
 @dataclass
 class Stage:
     """A named piece of the encoder; `run` maps the previous boundary tensor to the next."""
@@ -209,6 +219,17 @@ class TinyViT:
         run = self.stages[index].run
         return run.parts if isinstance(run, _Sequence) else [run]
 
+    def steps(self, x: Tensor, start: int = 0, stop: int | None = None) -> Iterator[Step]:
+        """Record stages [start, stop) on the boundary tensor that enters stage `start`, one
+        block at a time, yielding after each: the one encoder loop. Nothing is submitted here;
+        each driver decides what happens between blocks (the browser submits and awaits each,
+        GP-5; the server checks for a cancelled job; `run` records them all)."""
+        for index, stage in enumerate(self.stages[start:stop], start=start):
+            blocks = self.blocks(index)
+            for number, block in enumerate(blocks):
+                x = block(x)
+                yield Step(stage.name, number, number == len(blocks) - 1, x)
+
     def run(
         self,
         x: Tensor,
@@ -222,15 +243,15 @@ class TinyViT:
         `after_stage(name)` is called once each stage is submitted (the server times stages
         there); `between_blocks(name)` after each block of a stage made of blocks is
         submitted (the server stops the work of a client that went away there)."""
-        for index, stage in enumerate(self.stages[start:stop], start=start):
-            for block in self.blocks(index):
-                x = block(x)
-                if between_blocks is not None:
-                    x.device.submit()
-                    between_blocks(stage.name)
-            x.device.submit()
-            if after_stage is not None:
-                after_stage(stage.name)
+        for step in self.steps(x, start, stop):
+            x = step.x
+            if between_blocks is not None:
+                x.device.submit()
+                between_blocks(step.stage)
+            if step.last:
+                x.device.submit()
+                if after_stage is not None:
+                    after_stage(step.stage)
         return x
 
 

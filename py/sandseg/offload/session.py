@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import probe_image
 from ..predictor import ImageState, InputError, Prediction, Predictor, check_prompts
 from . import messages
 from .client import OffloadClient, OffloadError, ServerUnreachable
@@ -230,11 +231,11 @@ class OffloadSession:
         x, info = model.preprocess(bytes(pixels), height, width, channels)
         await submit("preprocess")
         lap("preprocess")
-        for index in range(stop):
-            for number, block in enumerate(model.image_encoder.blocks(index)):
-                x = block(x)
-                await submit(f"{STAGES[index]}[{number}]")
-            lap(STAGES[index])
+        for step in model.image_encoder.steps(x, 0, stop):
+            x = step.x
+            await submit(f"{step.stage}[{step.block}]")
+            if step.last:
+                lap(step.stage)
         if stop == len(STAGES):
             predictor.restore_image(ImageState(x, info))
             return
@@ -353,7 +354,7 @@ class OffloadSession:
         model, device = self.predictor.model, self.predictor.device
         seconds = 0.0
         for _ in range(2):
-            x, _ = model.preprocess(bytes(1024 * 768 * 4), 768, 1024, 4)
+            x, _ = model.preprocess(*probe_image())
             await device.finish()
             start = time.perf_counter()
             model.encode(x, 0, 1)
