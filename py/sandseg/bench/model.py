@@ -5,6 +5,9 @@ Reports medians of `repeat` runs: each encoder stage, the whole encoder, one dec
 GFLOP/s against DESIGN.md's operation counts, next to the best matmul throughput measured
 in the same run (the ceiling the encoder could reach if it were all matmul).
 
+When onnxruntime is installed, the server's runtimes (wgpu, onnxruntime and auto's per-part
+choice) follow side by side: seconds per part, per image and per click (bench/runtimes.py).
+
 With `onnx`, onnxruntime runs the package's own ONNX export of the same weights in the same
 run: on the CPU natively (onnx_side) and, with a browser, its WebGPU execution provider in the
 same chromium (ort_web). Ratios are sandseg / onnxruntime: below 1, sandseg is faster.
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..gpu.native import NativeDevice
 from ..predictor import Predictor
+from ..runtime import ONNXRUNTIME, available_runtimes
 from .kernels import matmul_cases, median_seconds
 from .onnx_side import OnnxModels, OrtCpuRun
 
@@ -105,6 +109,12 @@ def run_model_bench(
         print(f"{name:<40} {seconds * 1e3:>10.1f} {gflop:>7.1f} {gflop / seconds:>8.2f}")
     print(f"best matmul kernel in this run: {best:.2f} GFLOP/s")
 
+    runtimes = None
+    if ONNXRUNTIME in available_runtimes():
+        from .runtimes import runtimes_side_by_side
+
+        runtimes = runtimes_side_by_side(weights, pixels, point, repeat, progress)
+
     models, ort_run = None, None
     if onnx:
         from .onnx_side import exported_models, ort_cpu_side_by_side
@@ -152,6 +162,7 @@ def run_model_bench(
             "decoder_ms": decoder_s * 1e3,
             "browser": browser,
             "onnx": onnx_doc,
+            "runtimes": runtimes,
         }
         Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
         print(f"wrote {json_path}")

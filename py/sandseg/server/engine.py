@@ -126,6 +126,10 @@ class Engine:
         """Run `job(cancel)` on the GPU thread; awaiting it never blocks the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, job, cancel)
 
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the GPU thread and wait for it (benchmarks, scripts)."""
+        return self._executor.submit(fn, *args).result()
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
