@@ -16,6 +16,8 @@ answers for it. Protocol:
 
 Per mode: time to the first mask (encode + first click), further clicks, bytes up and
 down, server compute seconds, and from them the server cost per 1,000 images and clicks.
+The server runs on `--server-runtime` (default auto, as `sandseg serve`); its start-up
+profile gives every server runtime's seconds and cost per image and per click side by side.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ class Run:
     price_per_gpu_hour: float
     plans: dict[str, str] = field(default_factory=dict)  # profile -> the planner's reason
     results: list[Measured] = field(default_factory=list)
+    server_runtime: str = "auto"
+    # Server runtime (each one measured, and the one serving) -> {"image_s", "click_s"}.
+    server_runtimes: dict[str, dict[str, float]] = field(default_factory=dict)
+    server_plan: dict[str, str] = field(default_factory=dict)  # part -> runtime serving it
 
 
 class Progress:
@@ -149,6 +155,7 @@ def run_offload_bench(
     clicks: int,
     price_per_gpu_hour: float,
     progress: Callable[[str], None],
+    server_runtime: str = "auto",
 ) -> int:
     from ..server.engine import Engine
 
@@ -163,9 +170,13 @@ def run_offload_bench(
     repeat = 1 if quick else repeat
     clicks = 2 if quick else clicks
     run = Run("", [p.name for p in profiles], modes, repeat, clicks, price_per_gpu_hour)
-    progress("loading the model on the server and profiling it")
-    engine = Engine(weights)
+    progress(f"loading the model on the server (runtime {server_runtime}) and profiling it")
+    engine = Engine(weights, runtime=server_runtime, progress=progress)
     engine.profile = engine.measure(repeat=1 if quick else 2)
+    run.server_runtime, run.server_plan = server_runtime, dict(engine.plan.parts)
+    for name, profile in [*engine.runtime_profiles.items(), ("serving", engine.profile)]:
+        image_s = profile.preprocess_s + sum(profile.stage_s.values())
+        run.server_runtimes[name] = {"image_s": image_s, "click_s": profile.decode_s}
     try:
         with ServerThread(bundle, weights, engine=engine) as server, launch_chromium() as browser:
             page = browser.new_page()

@@ -93,7 +93,31 @@ def _markdown(run: Run, verdicts: dict[str, dict[str, object]]) -> str:
     )
     for profile, plan in run.plans.items():
         lines.append(f"- {profile} plan: {plan}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _server_runtimes(run)) + "\n"
+
+
+def _server_runtimes(run: Run) -> list[str]:
+    """Every server runtime's start-up profile side by side, and the one serving."""
+    if not run.server_runtimes:
+        return []
+    price = run.price_per_gpu_hour
+    lines = [
+        "",
+        f"Server runtimes (start-up profile; serving: --runtime {run.server_runtime}, "
+        + ", ".join(f"{part} on {runtime}" for part, runtime in run.server_plan.items())
+        + "):",
+        "",
+        "| server runtime | server s/image | server s/click | $ per 1000 images "
+        "| $ per 1000 clicks |",
+        "|---|---|---|---|---|",
+    ]
+    for name, t in run.server_runtimes.items():
+        lines.append(
+            f"| {name} | {_s(t['image_s'])} | {_s(t['click_s'])} "
+            f"| {_dollars(cost_per_1000(t['image_s'], price))} "
+            f"| {_dollars(cost_per_1000(t['click_s'], price))} |"
+        )
+    return lines
 
 
 def _row(r: Measured, price: float) -> str:

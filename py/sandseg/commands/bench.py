@@ -91,6 +91,13 @@ def _offload(sub: Subparsers) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="2 profiles, 4 modes, 1 image: a smoke run"
     )
+    parser.add_argument(
+        "--server-runtime",
+        choices=["auto", "wgpu", "onnxruntime"],
+        default="auto",
+        help="the server's runtime, as sandseg serve --runtime (default auto: every runtime "
+        "is profiled and reported side by side)",
+    )
     parser.set_defaults(handler=run_offload)
 
 
@@ -107,6 +114,7 @@ def run_offload(args: argparse.Namespace, progress: Progress) -> int:
         clicks=args.clicks,
         price_per_gpu_hour=args.price_per_gpu_hour,
         progress=progress,
+        server_runtime=args.server_runtime,
     )
 
 
