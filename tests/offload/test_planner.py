@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import pytest
 
@@ -261,36 +262,43 @@ def test_reason_starts_with_the_choice():
 # -- Planner -------------------------------------------------------------------------------
 
 
-def planner(smoothing: float = 0.5) -> Planner:
-    p = Planner(smoothing=smoothing)
+def planner(smoothing: float = 0.5, **options: Any) -> Planner:
+    p = Planner(smoothing=smoothing, **options)
     p.set_server_profile(SERVER)
     return p
 
 
+def observe_network(p: Planner, net: Network) -> None:
+    """Requests as they would go over `net`: a small one (the RTT), then a big upload and a
+    big download (the bandwidths)."""
+    p.observe_request(1_000, 1_000, elapsed_s=net.rtt_s, server_s=0.0)
+    big = 10_000_000
+    p.observe_request(big, 0, elapsed_s=net.rtt_s + big / net.up_bytes_per_s, server_s=0.0)
+    p.observe_request(0, big, elapsed_s=net.rtt_s + big / net.down_bytes_per_s, server_s=0.0)
+
+
 def test_planner_replans_when_the_network_slows_down():
-    p = planner()
+    p = planner(smoothing=1.0, network=FAST)
     p.set_client_speed_ratio(10.0)  # unmeasured client = CLIENT
-    p.set_network(FAST)
-    assert p.plan_changed(SIZES)  # the first plan is a change
-    assert p.last_plan is not None and p.last_plan.choice.mode == "server"
-    assert not p.plan_changed(SIZES)
-    p.set_network(SLOW_3G)
-    assert p.plan_changed(SIZES)
-    assert p.last_plan.choice.mode == "client"
-    assert p.last_plan.choice.first_mask_s == pytest.approx(4.2)
+    assert p.plan(SIZES).choice.mode == "server"
+    observe_network(p, SLOW_3G)
+    assert p.network.rtt_s == pytest.approx(SLOW_3G.rtt_s)
+    assert p.network.up_bytes_per_s == pytest.approx(SLOW_3G.up_bytes_per_s)
+    assert p.network.down_bytes_per_s == pytest.approx(SLOW_3G.down_bytes_per_s)
+    plan = p.plan(SIZES)
+    assert p.last_plan is plan and plan.choice.mode == "client"
+    assert plan.choice.first_mask_s == pytest.approx(4.2)
 
 
 def test_planner_replans_when_the_server_gets_busy():
-    p = planner()
+    p = planner(network=FAST)
     p.set_client_speed_ratio(10.0)  # unmeasured client = CLIENT
-    p.set_network(FAST)
     assert p.plan(SIZES).choice.mode == "server"
     # Requests now take 20x what the start-up profile says (queueing behind other users).
     p.observe_server(expected_s=0.41, observed_s=8.2)
     assert p.server_load == pytest.approx(20.0)
-    assert p.plan_changed(SIZES)
-    plan = p.last_plan
-    assert plan is not None and plan.choice.mode == "client"
+    plan = p.plan(SIZES)
+    assert plan.choice.mode == "client"
     assert plan.choice.first_mask_s == pytest.approx(4.2)
     # split after layers.3 (the best remote mode left): client 3.9 s, neck 20 x 0.02 s on the
     # server, plus the round trip, the upload, the download and the local decode.
@@ -317,10 +325,8 @@ def test_planner_without_webgpu_plans_server_only():
 def test_planner_objective_checks():
     with pytest.raises(ValueError, match="budget"):
         Planner(objective="server")
-    p = planner()
-    p.set_network(NET)
+    p = planner(objective="server", latency_budget_s=3.5, network=NET)
     p.set_client_speed_ratio(10.0)
-    p.set_objective("server", 3.5)
     assert p.plan(SIZES).choice.mode == "split:layers.1"
 
 
@@ -357,10 +363,8 @@ def test_large_upload_without_rtt_estimate_uses_zero_rtt():
     assert p.network.up_bytes_per_s == pytest.approx(0.5e6)
 
 
-def test_set_network_overrides_then_observations_smooth_from_it():
-    p = Planner()
-    p.observe_request(1_000, 1_000, elapsed_s=0.3, server_s=0.0)
-    p.set_network(NET)
+def test_a_first_network_estimate_is_refined_by_observations():
+    p = Planner(network=NET)
     assert p.network == NET
     p.observe_request(1_000, 1_000, elapsed_s=0.3, server_s=0.0)
     assert p.network.rtt_s == pytest.approx(0.1 + 0.5 * (0.3 - 0.1))

@@ -173,7 +173,11 @@ class Planner:
         objective: str = "latency",
         latency_budget_s: float | None = None,
         smoothing: float = 0.5,
+        network: Network | None = None,
     ) -> None:
+        """objective "latency": the fastest first mask; "server": the least server compute
+        whose first mask is within latency_budget_s. network: a first estimate that real
+        requests then refine (default: learned from requests, DEFAULT_NETWORK until then)."""
         _check_objective(objective, latency_budget_s)
         if not 0 < smoothing <= 1:
             raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
@@ -185,18 +189,13 @@ class Planner:
         self.last_plan: Plan | None = None
         self._client_times: dict[str, float] = {}
         self._probe_ratio: float | None = None
-        self._rtt_s: float | None = None
-        self._up_bytes_per_s: float | None = None
-        self._down_bytes_per_s: float | None = None
+        self._rtt_s = network.rtt_s if network else None
+        self._up_bytes_per_s = network.up_bytes_per_s if network else None
+        self._down_bytes_per_s = network.down_bytes_per_s if network else None
         self._server_load: float | None = None
 
     def set_server_profile(self, profile: Profile) -> None:
         self.server_profile = profile
-
-    def set_objective(self, objective: str, latency_budget_s: float | None = None) -> None:
-        _check_objective(objective, latency_budget_s)
-        self.objective = objective
-        self.latency_budget_s = latency_budget_s
 
     def observe_client(self, part: str, seconds: float) -> None:
         """part: "preprocess", a stage name or "decode"."""
@@ -238,12 +237,6 @@ class Planner:
         """Observed / profiled server seconds (1.0 until observed)."""
         return _or(self._server_load, 1.0)
 
-    def set_network(self, network: Network) -> None:
-        """Replace the current estimate; later observations smooth from it."""
-        self._rtt_s = network.rtt_s
-        self._up_bytes_per_s = network.up_bytes_per_s
-        self._down_bytes_per_s = network.down_bytes_per_s
-
     @property
     def network(self) -> Network:
         return Network(
@@ -280,13 +273,6 @@ class Planner:
         estimates = estimate_all(client, server, self.network, sizes)
         self.last_plan = choose(estimates, self.objective, self.latency_budget_s)
         return self.last_plan
-
-    def plan_changed(self, sizes: Sizes) -> bool:
-        """Re-plan; True when the chosen mode differs from the previous plan's (or there was
-        no previous plan)."""
-        previous = self.last_plan
-        current = self.plan(sizes)
-        return previous is None or previous.choice.mode != current.choice.mode
 
     def _smooth(self, old: float | None, sample: float) -> float:
         return sample if old is None else old + self.smoothing * (sample - old)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..predictor import InputError, Predictor, _image_bytes
 from .client import OffloadClient, UrllibTransport
+from .planner import Planner
 from .session import ImageResult, OffloadSession
 from .wire import WIRE_DTYPES
 
@@ -33,15 +34,24 @@ class OffloadPredictor:
         token: str | None = None,
         upload_dtype: str = "float32",
         download_dtype: str = "float16",
+        objective: str = "latency",
+        latency_budget_s: float | None = None,
     ) -> OffloadPredictor:
         """A local model from `weights` (None: server only) and the server at `server_url`
         (None: client only); boundary tensors go up as `upload_dtype`, embeddings come down
-        as `download_dtype` ("float32" or "float16"; see OffloadSession)."""
+        as `download_dtype` ("float32" or "float16"; see OffloadSession). What "auto"
+        optimises: objective "latency" (the fastest first mask) or "server" (the least server
+        compute with a first mask within `latency_budget_s` seconds)."""
+        try:
+            planner = Planner(objective, latency_budget_s)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         local = Predictor.from_weights(weights) if weights is not None else None
         client = OffloadClient(UrllibTransport(server_url, token)) if server_url else None
         session = OffloadSession(
             local,
             client,
+            planner,
             upload_dtype=_dtype(upload_dtype),
             download_dtype=_dtype(download_dtype),
         )
