@@ -21,8 +21,8 @@ from typing import Any
 from .. import ops
 from ..gpu import Tensor
 from ..gpu.device import MAX_STORAGE_BINDING
-from ..model.prompt_encoder import INPUT_SIZE
 from ..predictor import LOW_RES, Predictor, _image_bytes, _unpack_masks
+from ..weights.layout import IMG_SIZE as INPUT_SIZE
 from . import rle
 from .grids import Box, Point, generate_crop_boxes, xyxy_to_xywh
 from .nms import f32, nms
@@ -33,6 +33,10 @@ MASK_THRESHOLD = 0.0
 MULTIMASK = 3
 # Crop-edge filtering: a box within this many pixels of an inner crop edge is dropped.
 EDGE_TOLERANCE = 20.0
+# A batch's low-res logits (3 planes of 256 x 256 float32 per prompt) must fit one storage
+# binding; larger points_per_batch values are cut into batches this big (no result changes:
+# every prompt is decoded on its own).
+MAX_BATCH_PROMPTS = MAX_STORAGE_BINDING // (MULTIMASK * LOW_RES * LOW_RES * 4)
 Progress = Callable[[int, int], None]
 
 
@@ -142,7 +146,8 @@ class AutomaticMaskGenerator:
         p = self.params
         orig = (image.height, image.width)
         crop_boxes, layers = generate_crop_boxes(orig, p.crop_n_layers, p.crop_overlap_ratio)
-        batches = [math.ceil(len(self.point_grids[layer]) / p.points_per_batch) for layer in layers]
+        size = self._batch_size()
+        batches = [math.ceil(len(self.point_grids[layer]) / size) for layer in layers]
         done = [0, sum(batches)]
 
         def step() -> None:
@@ -171,7 +176,7 @@ class AutomaticMaskGenerator:
         crop_w, crop_h = x1 - x0, y1 - y0
         await self.predictor.set_image_async(image.crop(crop_box))
         points = [(x * crop_w, y * crop_h) for x, y in grid]
-        size = self.params.points_per_batch
+        size = self._batch_size()
         masks: list[Candidate] = []
         try:
             for start in range(0, len(points), size):
@@ -183,6 +188,9 @@ class AutomaticMaskGenerator:
             self.predictor.reset_image()
         keep = nms([m.box for m in masks], [m.iou for m in masks], self.params.box_nms_thresh)
         return [_uncrop(masks[i], crop_box) for i in keep]
+
+    def _batch_size(self) -> int:
+        return min(self.params.points_per_batch, MAX_BATCH_PROMPTS)
 
     async def _process_batch(
         self, points: list[Point], crop_box: Box, orig: tuple[int, int]
