@@ -2,13 +2,17 @@
 
 What goes in (every file pinned by sha256 in bundle.json, WB-2):
 
-    index.html client.js worker.js ui.js ui.css   web/'s files, unchanged
+    index.html *.js *.css                         web/'s top-level files, unchanged
     pyodide/pyodide.mjs pyodide.asm.mjs            Pyodide's core, from the npm package at a
     pyodide/pyodide.asm.wasm python_stdlib.zip     pinned version whose integrity is checked
     pyodide/sandseg-<version>-py3-none-any.whl     our pure-Python wheel, shaders inside
     pyodide/pyodide-lock.json                      Pyodide's lock file with our wheel added
     samples/*.jpg                                  ../shared/images, when that folder exists
     bundle.json                                    {"pyodide_version", "wheel", "files"}
+
+`--test-hooks` builds a test bundle for the browser tests: each web/testing/NAME.js is appended
+to NAME.js (client.js and worker.js gain requests that provoke failures on purpose: a lost GPU
+device, GPU errors, a blocked worker). The default, production bundle has none of them.
 
 The same inputs give a byte-identical bundle: the wheel is built with a fixed
 SOURCE_DATE_EPOCH and bundle.json is sorted. The npm tarball is kept in .cache/ (git-ignored),
@@ -161,11 +165,21 @@ def add_wheel_to_lock(lock_in: Path, wheel: Path) -> None:
     log(f"registered {wheel.name} in pyodide/pyodide-lock.json")
 
 
-def copy_web(dest: Path) -> None:
-    names = sorted(p.name for p in (ROOT / "web").iterdir() if p.suffix in WEB_SUFFIXES)
+def copy_web(dest: Path, test_hooks: bool = False) -> None:
+    web = ROOT / "web"
+    names = sorted(p.name for p in web.iterdir() if p.is_file() and p.suffix in WEB_SUFFIXES)
     for name in names:
-        shutil.copyfile(ROOT / "web" / name, dest / name)
+        shutil.copyfile(web / name, dest / name)
     log(f"copied web/ {', '.join(names)}")
+    if not test_hooks:
+        return
+    hooks = sorted((web / "testing").glob("*.js"))
+    for hook in hooks:
+        if hook.name not in names:
+            raise BuildError(f"web/testing/{hook.name} has no web/{hook.name} to append to")
+        with (dest / hook.name).open("a", encoding="utf-8") as out:
+            out.write("\n" + hook.read_text(encoding="utf-8"))
+    log(f"test bundle: appended web/testing/ {', '.join(p.name for p in hooks)}")
 
 
 def copy_samples(dest: Path) -> None:
@@ -203,7 +217,7 @@ def prepare_out(out: Path) -> Path:
     return staging
 
 
-def build(out: Path, cache: Path) -> None:
+def build(out: Path, cache: Path, test_hooks: bool = False) -> None:
     staging = prepare_out(out)
     try:
         tarball = fetch_pyodide(cache)
@@ -216,7 +230,7 @@ def build(out: Path, cache: Path) -> None:
                 shutil.copyfile(upstream / name, pyodide_dir / name)
             wheel = build_wheel(pyodide_dir)
             add_wheel_to_lock(upstream / "pyodide-lock.json", wheel)
-        copy_web(staging)
+        copy_web(staging, test_hooks)
         copy_samples(staging)
         write_manifest(staging, wheel)
     except BaseException:
@@ -233,9 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache", type=Path, default=ROOT / ".cache", help="download cache (npm tarball)"
     )
+    parser.add_argument(
+        "--test-hooks",
+        action="store_true",
+        help="a test bundle: add web/testing/'s hooks (for tests/browser; never to deploy)",
+    )
     args = parser.parse_args(argv)
     try:
-        build(args.out.resolve(), args.cache.resolve())
+        build(args.out.resolve(), args.cache.resolve(), args.test_hooks)
     except BuildError as exc:
         print(f"build: error: {exc}", file=sys.stderr)
         return 1

@@ -4,8 +4,10 @@ the refusals (no npm, a tarball that is not the pinned release)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -62,6 +64,39 @@ def test_bundle_pins_every_file(bundle: Path) -> None:
         assert sha256(bundle / name) == digest, name
     for page in ("index.html", "client.js", "worker.js"):
         assert (bundle / page).read_bytes() == (ROOT / "web" / page).read_bytes()
+
+
+# The page's test hooks (a lost GPU device, GPU errors, a blocked worker: web/testing/).
+TEST_HOOKS = re.compile(r"\w+ForTesting|\b(?:hang|loseDevice|provokeGpuErrors)\b")
+
+
+def load_build_module():
+    spec = importlib.util.spec_from_file_location("sandseg_build_script", ROOT / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bundle_ships_every_page_file_and_no_test_hooks(bundle: Path) -> None:
+    files = json.loads((bundle / "bundle.json").read_text())["files"]
+    web = [p for p in (ROOT / "web").iterdir() if p.suffix in (".html", ".js", ".css")]
+    assert {p.name for p in web} <= set(files)
+    for path in web:
+        assert (bundle / path.name).read_bytes() == path.read_bytes(), path.name
+    hooks = {p.name: TEST_HOOKS.findall(p.read_text()) for p in bundle.glob("*.*js")}
+    assert not any(hooks.values()), f"the production bundle has test hooks: {hooks}"
+
+
+def test_a_test_bundle_adds_the_hooks_to_client_and_worker(tmp_path: Path) -> None:
+    load_build_module().copy_web(tmp_path, test_hooks=True)
+    for name, hooks in {
+        "client.js": {"loseDeviceForTesting", "provokeGpuErrorsForTesting", "hangForTesting"},
+        "worker.js": {"loseDevice", "provokeGpuErrors", "hang"},
+    }.items():
+        text = (tmp_path / name).read_text()
+        assert text.startswith((ROOT / "web" / name).read_text())
+        assert hooks <= set(TEST_HOOKS.findall(text)), name
 
 
 def test_wheel_carries_the_shaders_and_the_lock_file_pins_it(bundle: Path) -> None:

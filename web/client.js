@@ -8,6 +8,9 @@
 //   await client.predict({points: [[x, y]], labels: [1], box: null, maskInput: null,
 //                         multimask: true});          // coordinates in original-image pixels
 //   await client.setMode("split:layers.1");           // or auto, client, server, split:image
+//
+// Test bundles (build.py --test-hooks) append testing/client.js: methods that provoke
+// failures on purpose. The production bundle has none.
 
 // PY-3: a request that gets no sign of life from the worker for this long means the worker is
 // stuck (its thread blocked: the worker beats every HEARTBEAT_MS while its event loop turns,
@@ -246,21 +249,6 @@ export class SandsegClient extends EventTarget {
     const mode = notice.includes("switched to server") ? "server" : "client";
     this.modes = { ...this.modes, notice, mode };
     this.dispatchEvent(new CustomEvent("mode", { detail: this.modes }));
-  }
-
-  /** Testing GP-1: lose the GPU device as a driver reset would; the next call recovers. */
-  async loseDeviceForTesting() {
-    await this._request({ type: "loseDevice" });
-  }
-
-  /** Testing GP-6: [message, ...] of the GPU errors a bad buffer and a bad shader raise. */
-  async provokeGpuErrorsForTesting() {
-    return this._request({ type: "provokeGpuErrors" });
-  }
-
-  /** Testing PY-3: block the worker's thread for `seconds`, as a stuck inference would. */
-  async hangForTesting(seconds) {
-    await this._request({ type: "hang", seconds });
   }
 
   _request(message, transfer = []) {

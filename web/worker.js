@@ -254,24 +254,9 @@ function plain(value) {
   return value?.toJs ? value.toJs({ dict_converter: Object.fromEntries }) : value;
 }
 
-async function loseDevice() {
-  session.lose_device();
-  return { type: "result", result: null };
-}
-
-// Testing GP-6: GPU errors inside error scopes come back named, and the device still works.
-async function provokeGpuErrors() {
-  return { type: "result", result: plain(await session.provoke_gpu_errors()) };
-}
-
-// Testing PY-3: block this thread as a stuck inference would (no heartbeat, no answer).
-async function hang({ seconds }) {
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end);
-  return { type: "result", result: null };
-}
-
-const HANDLERS = { init, setImage, predict, setMode, loseDevice, hang, provokeGpuErrors };
+// Test bundles (build.py --test-hooks) append testing/worker.js, which adds requests that
+// provoke failures on purpose. The production bundle has none.
+const HANDLERS = { init, setImage, predict, setMode };
 
 // Python errors carry a traceback: the page shows the last line, without the module path.
 function describe(err) {

@@ -61,10 +61,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The web bundle, built once per session by build.py into a temporary folder."""
+    """The web bundle, built once per session by build.py into a temporary folder, with the
+    test hooks (the client's loseDeviceForTesting, provokeGpuErrorsForTesting, hangForTesting)."""
     out = tmp_path_factory.mktemp("bundle") / "dist"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "build.py"), "--out", str(out)],
+        [sys.executable, str(ROOT / "build.py"), "--out", str(out), "--test-hooks"],
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,20 @@
+// Test bundles only: `python build.py --test-hooks` appends this file to client.js (the
+// production bundle has none of it). Requests that provoke failures on purpose, for the
+// browser tests (tests/browser); the worker's side is testing/worker.js.
+
+Object.assign(SandsegClient.prototype, {
+  /** Testing GP-1: lose the GPU device as a driver reset would; the next call recovers. */
+  async loseDeviceForTesting() {
+    await this._request({ type: "loseDevice" });
+  },
+
+  /** Testing GP-6: [message, ...] of the GPU errors a bad buffer and a bad shader raise. */
+  async provokeGpuErrorsForTesting() {
+    return this._request({ type: "provokeGpuErrors" });
+  },
+
+  /** Testing PY-3: block the worker's thread for `seconds`, as a stuck inference would. */
+  async hangForTesting(seconds) {
+    await this._request({ type: "hang", seconds });
+  },
+});

@@ -1,0 +1,22 @@
+// Test bundles only: `python build.py --test-hooks` appends this file to worker.js (the
+// production bundle has none of it). The requests behind testing/client.js's methods.
+
+// Testing GP-1: lose the GPU device as a driver reset would.
+async function loseDevice() {
+  session.lose_device();
+  return { type: "result", result: null };
+}
+
+// Testing GP-6: GPU errors inside error scopes come back named, and the device still works.
+async function provokeGpuErrors() {
+  return { type: "result", result: plain(await session.provoke_gpu_errors()) };
+}
+
+// Testing PY-3: block this thread as a stuck inference would (no heartbeat, no answer).
+async function hang({ seconds }) {
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end);
+  return { type: "result", result: null };
+}
+
+Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, hang });
