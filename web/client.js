@@ -195,20 +195,39 @@ export class SandsegClient extends EventTarget {
   /** Decode `source` (URL, File/Blob or ImageBitmap) and run the image encoder on it. */
   async setImage(source) {
     try {
-      const { maxImagePixels } = await this._ready;
-      const { bitmap, file, fileType } = await decodeImage(source, maxImagePixels);
-      const transfer = file ? [bitmap, file] : [bitmap];
-      const result = await this._request({ type: "setImage", bitmap, file, fileType }, transfer);
-      this.timings.encoderMs = result.encoderMs;
-      if (result.plan)
-        this.modes = { ...this.modes, plan: result.plan, estimates: result.estimates };
-      this._noticed(result.notice);
-      this.lastResult = null;
-      this._recovered();
-      return result;
+      return await this._encode(await this.decode(source));
     } catch (err) {
       throw this._reject(err);
     }
+  }
+
+  /** The one check of an image: decode `source` -> {bitmap, file, fileType}, refusing an image
+   * over the runtime's limit (maxImagePixels, from Python at boot) before its pixels are
+   * decoded. Waits for the model; a refusal is the caller's to show (#status stays). */
+  async decode(source) {
+    const { maxImagePixels } = await this._ready;
+    return decodeImage(source, maxImagePixels);
+  }
+
+  /** Run the image encoder on a decode() result; its bitmap goes to the worker. -> as setImage */
+  async encode(decoded) {
+    try {
+      return await this._encode(decoded);
+    } catch (err) {
+      throw this._reject(err);
+    }
+  }
+
+  async _encode({ bitmap, file, fileType }) {
+    await this._ready;
+    const transfer = file ? [bitmap, file] : [bitmap];
+    const result = await this._request({ type: "setImage", bitmap, file, fileType }, transfer);
+    this.timings.encoderMs = result.encoderMs;
+    if (result.plan) this.modes = { ...this.modes, plan: result.plan, estimates: result.estimates };
+    this._noticed(result.notice);
+    this.lastResult = null;
+    this._recovered();
+    return result;
   }
 
   /** Masks for a prompt: {masks, shape, iouPredictions, lowResMasks, decoderMs, backend}

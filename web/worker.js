@@ -199,7 +199,7 @@ async function init({ config }) {
 async function setImage({ bitmap, file = null, fileType = "" }) {
   const { width, height } = bitmap;
   try {
-    api.check_image_size(width, height); // too big for the GPU limits: raises, in words
+    // The page checked the size (client.js, maxImagePixels); Python checks again before use.
     const canvas = new OffscreenCanvas(width, height);
     const context = canvas.getContext("2d", { willReadFrequently: true });
     context.drawImage(bitmap, 0, 0);

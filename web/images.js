@@ -1,0 +1,141 @@
+// Opening images: a file, a drop, a paste or a sample. The image is checked once, by
+// client.decode: against the runtime's limit, which the model reports when it is ready, from
+// the file's header before its pixels are decoded. The encoder then runs on that decode.
+import { getClient } from "./client.js";
+import { el, messageOf } from "./dom.js";
+import { resetQueue } from "./predictions.js";
+import { showError, state, update } from "./state.js";
+
+const SAMPLES = ["picture1.jpg", "picture2.jpg", "dogs.jpg"];
+
+const client = getClient();
+let imageToken = 0; // the latest open: an older one that finishes later changes nothing
+let readyWaiters = [];
+
+// The model booted (no error) or cannot be used (an error): whoever waits for it goes on.
+export function modelSettled(error = null) {
+  for (const waiter of readyWaiters) {
+    if (error) waiter.reject(error);
+    else waiter.resolve();
+  }
+  readyWaiters = [];
+}
+
+function whenReady() {
+  if (state.failed) return Promise.reject(new Error("the model is not available"));
+  if (state.ready) return Promise.resolve();
+  return new Promise((resolve, reject) => readyWaiters.push({ resolve, reject }));
+}
+
+// Bad input becomes an Error whose message is shown on the page.
+async function decode(blob) {
+  if (blob.type && !blob.type.startsWith("image/")) {
+    throw new Error(`it is not an image (${blob.type})`);
+  }
+  await whenReady();
+  const decoded = await client.decode(blob);
+  try {
+    // The page's own copy: the worker takes the decoded bitmap.
+    return { decoded, bitmap: await createImageBitmap(decoded.bitmap) };
+  } catch (error) {
+    decoded.bitmap.close();
+    throw error;
+  }
+}
+
+export async function openImage(blob, name, { keepError = false } = {}) {
+  const token = ++imageToken;
+  let decoded, bitmap;
+  try {
+    ({ decoded, bitmap } = await decode(blob));
+  } catch (error) {
+    if (token === imageToken) showError(`Could not open ${name}: ${messageOf(error)}.`);
+    return;
+  }
+  if (token !== imageToken) {
+    decoded.bitmap.close();
+    bitmap.close();
+    return;
+  }
+  state.image?.bitmap.close();
+  resetQueue();
+  update({
+    ...(keepError ? {} : { error: null }),
+    image: { bitmap, blob, width: bitmap.width, height: bitmap.height, name, token },
+    stageImage: "encoding",
+    progress: { stage: "encoding", fraction: null, message: "Running the image encoder…" },
+    ...{ encoding: true, encoded: false, imageInfo: null, encoderMs: null, decoderMs: null },
+    ...{ prompts: [], result: null, preview: null, workerHasCommit: false },
+  });
+  try {
+    const info = await client.encode(decoded);
+    if (token !== imageToken) return;
+    update({
+      encoded: !state.failed,
+      encoderMs: info.encoderMs ?? null,
+      backend: info.backend ?? state.backend,
+      imageInfo: info,
+      modes: client.modes,
+      stageImage: "ready",
+    });
+  } catch (error) {
+    if (token !== imageToken) return;
+    update({ stageImage: "error" });
+    showError(`Could not encode ${name}: ${messageOf(error)}`);
+  } finally {
+    if (token === imageToken) update({ encoding: false });
+  }
+}
+
+async function openSample(name) {
+  try {
+    const response = await fetch(`samples/${name}`);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    await openImage(await response.blob(), name);
+  } catch (error) {
+    showError(`Could not load the sample ${name}: ${messageOf(error)}`);
+  }
+}
+
+// Sample buttons appear only once their thumbnail loads (the bundle may not ship samples).
+export function addSampleButtons(container) {
+  for (const name of SAMPLES) {
+    const img = el("img", { alt: "", class: "sample-thumb" });
+    const label = name.replace(/\.[a-z]+$/, "");
+    const button = el(
+      "button",
+      { type: "button", class: "sample", hidden: true, title: `Open the sample ${name}` },
+      img,
+      el("span", {}, label),
+    );
+    button.dataset.sample = name;
+    button.addEventListener("click", () => openSample(name));
+    img.addEventListener("load", () => (button.hidden = false));
+    img.addEventListener("error", () => button.remove());
+    img.src = `samples/${name}`;
+    container.append(button);
+  }
+}
+
+function firstImageFile(files) {
+  return [...(files ?? [])].find((file) => file.type.startsWith("image/")) ?? files?.[0];
+}
+
+export function onDrop(event) {
+  event.preventDefault();
+  update({ dragging: false });
+  const file = firstImageFile(event.dataTransfer?.files);
+  if (file) openImage(file, file.name || "the dropped file");
+  else showError("Nothing to open: drop an image file.");
+}
+
+export function onPaste(event) {
+  const files = [...(event.clipboardData?.items ?? [])]
+    .filter((item) => item.kind === "file")
+    .map((item) => item.getAsFile())
+    .filter(Boolean);
+  if (!files.length) return;
+  event.preventDefault();
+  const file = firstImageFile(files);
+  openImage(file, file.name || "the pasted image");
+}

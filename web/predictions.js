@@ -1,0 +1,134 @@
+// The prediction queue: one predict at a time. A wanted commit (click, box, undo) goes first,
+// then at most one hover preview for the latest cursor position, throttled to
+// HOVER_INTERVAL_MS. Coordinates sent to predict are original-image pixels, as in SamPredictor.
+import { bestIndex, latestBox } from "./canvas.js";
+import { getClient } from "./client.js";
+import { messageOf } from "./dom.js";
+import { showError, state, update } from "./state.js";
+
+const HOVER_INTERVAL_MS = 150;
+
+const client = getClient();
+const queue = {
+  inFlight: false,
+  commit: false,
+  refine: true,
+  hover: null, // the latest cursor position in image pixels, waiting for a preview
+  pointerInside: false,
+  lastHoverAt: 0,
+  timer: 0,
+};
+
+// A new image, or a prompt that replaces the hover: what was waiting is dropped.
+export function resetQueue() {
+  Object.assign(queue, { commit: false, refine: true, hover: null });
+}
+
+export function dropHover() {
+  queue.hover = null;
+}
+
+export function requestCommit(refine) {
+  queue.commit = true;
+  queue.refine = queue.refine && refine;
+  pump();
+}
+
+export function hoverAt(point) {
+  queue.pointerInside = true;
+  if (state.encoded && !state.prompts.length && state.hoverPreview) {
+    queue.hover = point;
+    pump();
+  }
+}
+
+export function pointerLeft() {
+  queue.pointerInside = false;
+  queue.hover = null;
+  if (state.preview) update({ preview: null });
+}
+
+function pump() {
+  if (queue.inFlight || !state.encoded) return;
+  if (queue.commit) {
+    const refine = queue.refine;
+    Object.assign(queue, { commit: false, refine: true });
+    run(commitPredict(refine));
+    return;
+  }
+  if (!queue.hover || state.prompts.length || !state.hoverPreview) return;
+  const wait = queue.lastHoverAt + HOVER_INTERVAL_MS - performance.now();
+  if (wait > 0) {
+    queue.timer ||= setTimeout(() => {
+      queue.timer = 0;
+      pump();
+    }, wait);
+    return;
+  }
+  const at = queue.hover;
+  queue.hover = null;
+  queue.lastHoverAt = performance.now();
+  run(hoverPredict(at));
+}
+
+function run(promise) {
+  queue.inFlight = true;
+  update({ busy: true });
+  promise
+    .catch((error) => showError(`Prediction failed: ${messageOf(error)}`))
+    .finally(() => {
+      queue.inFlight = false;
+      update({ busy: false, activity: "" });
+      pump();
+    });
+}
+
+function buildRequest(refine) {
+  const points = state.prompts.filter((p) => p.kind === "point");
+  const box = latestBox(state.prompts);
+  if (!points.length && !box) return null;
+  const useMask = refine && state.refine && state.workerHasCommit && state.result;
+  return {
+    points: points.map((p) => [p.x, p.y]),
+    labels: points.map((p) => p.label),
+    box,
+    maskInput: useMask ? "previous" : null,
+    multimask: state.multimask,
+  };
+}
+
+async function commitPredict(refine) {
+  const token = state.image.token;
+  const request = buildRequest(refine);
+  if (!request) {
+    update({ result: null });
+    return;
+  }
+  update({ activity: "Decoding…", workerHasCommit: false });
+  const result = await client.predict(request);
+  if (token !== state.image?.token) return;
+  update({ workerHasCommit: true });
+  // Cleared while the model ran: nothing left to show this result for.
+  if (!state.prompts.length) return;
+  update({
+    result,
+    preview: null,
+    selected: bestIndex(result),
+    decoderMs: result.decoderMs ?? null,
+    committed: state.committed + 1,
+  });
+}
+
+async function hoverPredict([x, y]) {
+  const token = state.image.token;
+  update({ workerHasCommit: false });
+  const result = await client.predict({
+    points: [[x, y]],
+    labels: [1],
+    box: null,
+    maskInput: null,
+    multimask: state.multimask,
+  });
+  if (token !== state.image?.token || state.prompts.length || !queue.pointerInside) return;
+  update({ preview: result, decoderMs: result.decoderMs ?? state.decoderMs });
+}

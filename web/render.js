@@ -1,0 +1,187 @@
+// The page's DOM from the state: render(view, state) runs once per update (state.js) and
+// writes only what changed; the canvases are drawn by canvas.js.
+import { bestIndex, COLOURS, drawCanvases, latestBox, paintMask } from "./canvas.js";
+import { el, fmtMs, setData, setText } from "./dom.js";
+import { changed } from "./state.js";
+import { LOAD_STAGES } from "./view.js";
+
+// client.timings keys of the first-load breakdown, in load order.
+const TIMING_LABELS = {
+  verifyMs: "Bundle check",
+  pyodideMs: "Pyodide boot",
+  packageMs: "Package",
+  weightsMs: "Weights",
+  pipelinesMs: "Pipelines",
+};
+const THUMB_SIZE = 112;
+
+function backendName(mode) {
+  if (mode === "client") return "WebGPU client";
+  if (mode === "server") return "server";
+  if (mode === "split:image") return "server encoder + WebGPU decoder";
+  if (mode?.startsWith("split:")) return `split after ${mode.slice(6)} (WebGPU + server)`;
+  return mode;
+}
+
+export function render(view, state) {
+  renderLoading(view.loading, state);
+  renderStage(view, state);
+  view.error.hidden = state.error === null;
+  setText(view.errorText, state.error ?? "");
+  renderBadge(view.badge, state);
+  if (changed("timings", state.encoderMs, state.decoderMs, state.firstLoad)) {
+    renderTimings(view.timings, state);
+  }
+  if (changed("modes", state.modes, state.imageInfo)) renderModes(view, state);
+  renderControls(view, state);
+  if (changed("masks", state.result, state.image)) renderMaskChoices(view.masks, state);
+  for (const button of view.masks.querySelectorAll(".mask-choice")) {
+    const pressed = String(Number(button.dataset.index) === state.selected);
+    if (button.getAttribute("aria-pressed") !== pressed) {
+      button.setAttribute("aria-pressed", pressed);
+    }
+  }
+  drawCanvases(view, state);
+}
+
+function renderLoading(loading, { ready, encoding, failed, progress }) {
+  loading.root.hidden = !(!ready || encoding || failed);
+  loading.root.classList.toggle("failed", failed);
+  let title = "Encoding the image";
+  if (failed && ready) title = "The model stopped; reload the page";
+  else if (failed) title = "The model could not load";
+  else if (!ready) title = "Loading the model";
+  setText(loading.title, title);
+  const index = LOAD_STAGES.findIndex(([id]) => id === progress.stage);
+  LOAD_STAGES.forEach(([id], i) => {
+    const step = loading.steps.get(id);
+    // Once the model is ready, every loading step is done (the last stage is the image's).
+    const loaded = ready && i < LOAD_STAGES.length - 1;
+    step.classList.toggle("done", loaded || (index >= 0 && i < index));
+    step.classList.toggle("active", i === index);
+  });
+  const { fraction } = progress;
+  if (fraction === null || fraction === undefined) {
+    loading.bar.removeAttribute("value");
+    setText(loading.percent, "");
+  } else {
+    loading.bar.value = fraction;
+    setText(loading.percent, `${Math.round(fraction * 100)}%`);
+  }
+  setText(loading.message, progress.message);
+}
+
+function renderStage(view, state) {
+  const { image } = state;
+  const busy = !state.ready || state.encoding || state.failed;
+  view.emptyHint.hidden = busy || Boolean(image);
+  setData(view.stage, "image", state.stageImage);
+  setData(view.stage, "results", String(state.committed));
+  setData(view.stage, "preview", state.preview && !state.result ? "1" : "0");
+  view.stage.classList.toggle("interactive", state.encoded);
+  view.stage.classList.toggle("busy", state.busy);
+  view.stage.classList.toggle("dragging", state.dragging);
+  setText(view.activity, state.activity);
+  setText(view.imageInfo, image ? `${image.name} · ${image.width} × ${image.height}` : "");
+}
+
+function renderBadge(badge, { result, preview, backend: booted, adapter }) {
+  const backend = result?.backend ?? preview?.backend ?? booted;
+  setText(badge, `Backend: ${backend ? backendName(backend) : "–"}`);
+  setData(badge, "backend", backend ?? "");
+  badge.title = adapter ? `Adapter: ${adapter}` : "";
+}
+
+function renderTimings(timings, { encoderMs, decoderMs, firstLoad }) {
+  const rows = [
+    ["Encoder", fmtMs(encoderMs)],
+    ["Decoder", fmtMs(decoderMs)],
+  ];
+  let total = 0;
+  for (const [key, label] of Object.entries(TIMING_LABELS)) {
+    if (!(key in firstLoad)) continue;
+    const cached = key === "weightsMs" && firstLoad.weightsCached ? " (cached)" : "";
+    rows.push([`First load: ${label}${cached}`, fmtMs(firstLoad[key])]);
+    total += firstLoad[key];
+  }
+  if (total) rows.push(["First load: total", fmtMs(total)]);
+  timings.replaceChildren(
+    ...rows.flatMap(([label, value]) => [el("dt", {}, label), el("dd", {}, value)]),
+  );
+}
+
+function renderModes(view, { modes, imageInfo: info }) {
+  if (!modes) return;
+  view.modeSelect.disabled = false;
+  for (const option of view.modeSelect.options) {
+    const needsClient = option.value !== "server" && option.value !== "auto";
+    const needsServer = option.value !== "client";
+    option.disabled =
+      (needsClient && !modes.clientAvailable) || (needsServer && !modes.serverAvailable);
+  }
+  view.modeSelect.value = modes.mode;
+  view.modeNotice.hidden = !modes.notice && !modes.serverError;
+  setText(view.modeNotice, modes.notice ?? modes.serverError ?? "");
+  if (info) {
+    const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
+    const traffic =
+      info.uploadBytes || info.downloadBytes
+        ? ` · up ${mb(info.uploadBytes)}, down ${mb(info.downloadBytes)}, ` +
+          `server ${fmtMs(info.serverMs)}`
+        : "";
+    setText(view.modeReason, `This image: ${backendName(info.mode)}${traffic}. ${info.reason}`);
+  } else {
+    const auto = modes.mode === "auto";
+    setText(view.modeReason, auto ? "The planner picks a mode for each new image." : "");
+  }
+}
+
+function renderControls(view, { prompts, result, encoded }) {
+  const points = prompts.filter((p) => p.kind === "point");
+  const positives = points.filter((p) => p.label).length;
+  const parts = [];
+  if (positives) parts.push(`${positives} positive`);
+  if (points.length - positives) parts.push(`${points.length - positives} negative`);
+  if (latestBox(prompts)) parts.push("1 box");
+  setText(view.promptInfo, parts.length ? `Prompts: ${parts.join(", ")}.` : "No prompts yet.");
+  setData(view.promptInfo, "count", String(prompts.length));
+  view.undo.disabled = !prompts.length;
+  view.clear.disabled = !prompts.length;
+  view.exportMask.disabled = !result;
+  view.exportCutout.disabled = !result;
+}
+
+// One button per mask: a thumbnail of the image with the mask over it, and its IoU.
+function renderMaskChoices(masks, { result, image }) {
+  if (!result) {
+    masks.replaceChildren(el("p", { class: "muted" }, "Click the image to get a mask."));
+    return;
+  }
+  const [count, height, width] = result.shape;
+  const scale = Math.min(THUMB_SIZE / width, THUMB_SIZE / height);
+  const w = Math.max(1, Math.round(width * scale));
+  const h = Math.max(1, Math.round(height * scale));
+  const best = bestIndex(result);
+  const buttons = [];
+  for (let i = 0; i < count; i++) {
+    const thumb = el("canvas", { class: "mask-thumb", width: w, height: h });
+    const ctx = thumb.getContext("2d");
+    ctx.drawImage(image.bitmap, 0, 0, w, h);
+    const layer = el("canvas", { width: w, height: h });
+    const pixels = paintMask(result, i, w, h, COLOURS.fill, COLOURS.edge);
+    layer.getContext("2d").putImageData(pixels, 0, 0);
+    ctx.drawImage(layer, 0, 0);
+    const iou = result.iouPredictions?.[i];
+    const score = `IoU ${iou === undefined ? "–" : Number(iou).toFixed(3)}`;
+    const caption = el(
+      "span",
+      { class: "mask-caption" },
+      el("strong", {}, `Mask ${i + 1}`),
+      el("span", { class: "mask-score" }, i === best ? `${score} · best` : score),
+    );
+    const button = el("button", { type: "button", class: "mask-choice" }, thumb, caption);
+    button.dataset.index = String(i);
+    buttons.push(button);
+  }
+  masks.replaceChildren(...buttons);
+}

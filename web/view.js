@@ -1,0 +1,185 @@
+// The page's DOM, built once: buildView() returns the nodes the renderers fill in (render.js,
+// canvas.js) and the wiring listens to (ui.js). Nothing here holds state or handles events.
+import { el } from "./dom.js";
+
+// Where a result came from (GP-2): the mode that encoded the image.
+const MODES = [
+  ["auto", "Auto (planner picks)"],
+  ["client", "Client: all on this GPU"],
+  ["split:patch_embed", "Split after patch_embed"],
+  ["split:layers.0", "Split after layers.0"],
+  ["split:layers.1", "Split after layers.1"],
+  ["split:layers.2", "Split after layers.2"],
+  ["split:layers.3", "Split after layers.3"],
+  ["split:image", "Server encodes, client decodes"],
+  ["server", "Server: all on the server"],
+];
+export const LOAD_STAGES = [
+  ["pyodide", "Pyodide"],
+  ["package", "sandseg package"],
+  ["weights", "Weights"],
+  ["pipelines", "Pipeline compilation"],
+  ["server", "Offload server"],
+  ["encoding", "Image encoding"],
+];
+
+export function buildView() {
+  const view = {};
+  const viewer = el(
+    "section",
+    { class: "viewer" },
+    buildToolbar(view),
+    buildStage(view),
+    el(
+      "p",
+      { class: "hint" },
+      "Left click: positive point · Right click or Shift+click: negative point · ",
+      "Drag: box · Z: undo · C: clear",
+    ),
+  );
+  const workspace = el("div", { class: "workspace" }, viewer, buildSidebar(view));
+  view.root = [buildHeader(view), buildError(view), workspace];
+  return view;
+}
+
+function buildHeader(view) {
+  view.badge = el("span", { class: "badge", id: "backend-badge", title: "" }, "Backend: –");
+  return el(
+    "header",
+    { class: "app-header" },
+    el("h1", {}, "sandseg ", el("span", { class: "subtitle" }, "MobileSAM in your browser")),
+    view.badge,
+  );
+}
+
+function buildError(view) {
+  view.errorText = el("p", { class: "error-text" });
+  view.dismiss = el("button", { class: "dismiss", type: "button" }, "Dismiss");
+  view.error = el(
+    "div",
+    { class: "error-banner", id: "error-banner", role: "alert", hidden: true },
+    el("strong", {}, "Error: "),
+    view.errorText,
+    view.dismiss,
+  );
+  return view.error;
+}
+
+function buildToolbar(view) {
+  view.fileInput = el("input", {
+    type: "file",
+    id: "file-input",
+    accept: "image/*",
+    class: "file-input",
+  });
+  view.open = el("button", { type: "button", id: "open-button" }, "Open image…");
+  view.samples = el("div", { class: "samples", id: "samples" });
+  view.imageInfo = el("span", { class: "image-info", id: "image-info" });
+  return el("div", { class: "toolbar" }, view.open, view.fileInput, view.samples, view.imageInfo);
+}
+
+function buildStage(view) {
+  view.imageCanvas = el("canvas", { id: "image-canvas", class: "layer" });
+  view.maskCanvas = el("canvas", { id: "mask-canvas", class: "layer overlay" });
+  view.markerCanvas = el("canvas", {
+    id: "marker-canvas",
+    class: "layer markers",
+    role: "img",
+    "aria-label": "The image: click to add a point, drag to draw a box",
+  });
+  view.canvasWrap = el(
+    "div",
+    { class: "canvas-wrap", hidden: true },
+    view.imageCanvas,
+    view.maskCanvas,
+    view.markerCanvas,
+  );
+  view.emptyHint = el(
+    "p",
+    { class: "empty-hint" },
+    "Drop an image here, paste one (Ctrl+V), open a file or pick a sample.",
+  );
+  view.activity = el("span", { class: "activity", id: "activity", "aria-live": "polite" });
+  view.loading = buildLoading();
+  view.stage = el(
+    "div",
+    { class: "stage", id: "stage", dataset: { image: "none", results: "0", preview: "0" } },
+    view.canvasWrap,
+    view.emptyHint,
+    view.loading.root,
+    view.activity,
+  );
+  return view.stage;
+}
+
+function buildLoading() {
+  const step = (id, label) => el("li", { class: "step", dataset: { stage: id } }, label);
+  const steps = new Map(LOAD_STAGES.map(([id, label]) => [id, step(id, label)]));
+  const loading = {
+    title: el("h2", { class: "loading-title" }, "Loading the model"),
+    steps,
+    bar: el("progress", { class: "loading-bar", id: "loading-progress", max: 1 }),
+    percent: el("span", { class: "loading-percent" }),
+    message: el("p", { class: "loading-message" }, "Starting…"),
+  };
+  loading.root = el(
+    "section",
+    { class: "loading", id: "loading-panel", "aria-live": "polite" },
+    loading.title,
+    el("ol", { class: "steps" }, ...steps.values()),
+    el("div", { class: "bar-row" }, loading.bar, loading.percent),
+    loading.message,
+  );
+  return loading;
+}
+
+function buildSidebar(view) {
+  // The worker refines with the best-scoring mask of the previous click's prediction.
+  view.refine = toggle("refine-toggle", "Refine with previous mask", false);
+  view.multimask = toggle("multimask-toggle", "Multimask (3 masks)", true);
+  view.hover = toggle("hover-toggle", "Hover preview", true);
+  view.undo = el("button", { type: "button", id: "undo-button" }, "Undo");
+  view.clear = el("button", { type: "button", id: "clear-button" }, "Clear");
+  view.promptInfo = el("p", { class: "prompt-info", id: "prompt-info" }, "No prompts yet.");
+  view.masks = el("div", { class: "mask-choices", id: "mask-choices", role: "group" });
+  view.exportMask = el("button", { type: "button", id: "export-mask" }, "Mask PNG");
+  view.exportCutout = el("button", { type: "button", id: "export-cutout" }, "Cut-out PNG");
+  view.timings = el("dl", { class: "timings", id: "timings" });
+  view.modeSelect = el("select", { id: "mode-select", disabled: true });
+  view.modeSelect.append(...MODES.map(([value, label]) => el("option", { value }, label)));
+  view.modeReason = el("p", { class: "mode-reason", id: "mode-reason" }, "");
+  view.modeNotice = el("p", { class: "mode-notice", id: "mode-notice", role: "status" });
+  view.modeNotice.hidden = true;
+  return el(
+    "aside",
+    { class: "sidebar" },
+    panel(
+      "Prompts",
+      view.promptInfo,
+      view.refine.root,
+      view.multimask.root,
+      view.hover.root,
+      el("div", { class: "button-row" }, view.undo, view.clear),
+    ),
+    panel(
+      "Where it runs",
+      el("label", { class: "mode-label", htmlFor: "mode-select" }, "Mode "),
+      view.modeSelect,
+      view.modeNotice,
+      view.modeReason,
+    ),
+    panel("Masks", view.masks),
+    panel("Export", el("div", { class: "button-row" }, view.exportMask, view.exportCutout)),
+    panel("Timings", view.timings),
+  );
+}
+
+function toggle(id, text, checked) {
+  const input = el("input", { type: "checkbox", id, checked });
+  const root = el("label", { class: "toggle", htmlFor: id }, input, el("span", {}, text));
+  return { input, root };
+}
+
+function panel(title, ...children) {
+  return el("section", { class: "panel" }, el("h2", {}, title), ...children);
+}
