@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
+import subprocess
+import sys
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -177,8 +180,11 @@ def payload_nested_in_state_dict(tmp: Path, marker: Path) -> Path:
 
 
 def payload_after_valid_tensors(tmp: Path, marker: Path) -> Path:
+    # check_call(("touch", marker)): given one string, check_call would look for a program
+    # named "touch <marker>" and the payload could never create its marker.
     p = valid_tensors(Pickle().ordered_dict()).str("z")
-    payload(p, marker, "subprocess", "check_call").setitem()
+    p.glob("subprocess", "check_call").mark().mark().str("touch").str(str(marker)).tuple()
+    p.tuple().reduce().setitem()
     return archive_with(p.stop(), TWO)(tmp, marker)
 
 
@@ -390,6 +396,66 @@ def test_hostile_or_broken_checkpoint_is_rejected(tmp_path: Path, case: str) -> 
     with pytest.raises(CheckpointError) as info:
         read_pt(path)
     assert fragment in str(info.value)
+    assert not marker.exists()
+
+
+# The payloads that would run code: each creates its marker when the real `pickle` runs it
+# (in a child process, with torch's globals and storages stubbed: torch is not installed).
+ARMED = [
+    "os_system_reduce",
+    "builtins_eval_global",
+    "payload_nested_in_state_dict",
+    "payload_after_valid_tensors",
+    "reduce_from_a_real_pickler",
+    "stack_global_protocol_4",
+    "inst_opcode",
+    "obj_opcode",
+    "not_a_zip",
+]
+REAL_PICKLE = """
+import io, pickle, sys, zipfile
+
+class Unguarded(pickle.Unpickler):
+    def find_class(self, module, name):
+        if module.split(".")[0] == "torch":
+            return lambda *args: None
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        return None
+
+path = sys.argv[1]
+if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+else:
+    data = open(path, "rb").read()
+try:
+    Unguarded(io.BytesIO(data)).load()
+except Exception as exc:  # after the payload ran, what it left may not unpickle further
+    print(type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.parametrize("case", ARMED)
+@pytest.mark.requirement("CV-2")
+def test_an_armed_payload_runs_under_pickle_and_not_under_our_reader(
+    tmp_path: Path, case: str
+) -> None:
+    build, fragment = HOSTILE[case]
+    armed = tmp_path / "armed"
+    armed.mkdir()
+    marker = armed / "marker"
+    child = subprocess.run(
+        [sys.executable, "-c", REAL_PICKLE, str(build(armed, marker))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert marker.exists(), f"{case} does not run under pickle: {child.stdout}{child.stderr}"
+    marker = tmp_path / "marker"
+    with pytest.raises(CheckpointError, match=re.escape(fragment)):
+        read_pt(build(tmp_path, marker))
     assert not marker.exists()
 
 
