@@ -71,7 +71,7 @@ def test_every_mode_gives_the_official_masks(session, reference, mode) -> None:
 
 @pytest.mark.requirement("GP-5")
 def test_a_paced_encode_splits_its_blocks_and_gives_the_official_masks(
-    session, reference, monkeypatch
+    session, reference, monkeypatch, evidence
 ) -> None:
     """With the browser's pacing on, the encoder's blocks go as many short submissions (the
     large products and convolutions split into slices), in order, and nothing changes."""
@@ -85,6 +85,16 @@ def test_a_paced_encode_splits_its_blocks_and_gives_the_official_masks(
     assert blocks[:3] == ["preprocess", "patch_embed[0]", "layers.0[0]"]
     assert blocks[-1] == "neck[0]" and len(blocks) == 18
     assert len(result.submissions) > 2 * len(blocks), "the blocks were not cut"
+    block, longest = max(result.submissions, key=lambda s: s[1])
+    evidence(
+        "GP-5",
+        f"natively on {device.adapter_name}, 50 ms target: {len(result.submissions)} "
+        f"submissions, longest {longest * 1000:.0f} ms ({block})",
+    )
+    if longest > 0.5:
+        # The budget is one learned rate for every kernel: a kernel slower per unit of work
+        # than the recent submissions' (a large matmul after convolutions) overshoots it.
+        evidence.gap("GP-5", f"a native submission took {longest * 1000:.0f} ms (limit 500)")
     assert device.dispatch_count - before > 200, "no dispatch was split"
     want = reference["center_point__multi__masks"].reshape(masks.shape)
     assert min(masks_iou(masks, want)) >= 0.999
