@@ -1,0 +1,119 @@
+"""`sandseg bench everything`: the automatic mask generator natively.
+
+Decoder throughput three ways, medians of `repeat` runs over the same `batch` grid prompts:
+`predict` per prompt (every mask and logit read back), one prompt at a time reduced on the GPU
+(`mask_stats`, a read-back per prompt), and the generator's way (a batch of prompts recorded,
+one read-back of the counts). Then the time per image of the whole generator at
+`points_per_side` (encoder included), with thresholds that keep masks on random weights too
+(conformance config A's), so that masks are read back and encoded as they would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import ops
+from ..amg import AutomaticMaskGenerator
+from ..amg.grids import build_point_grid
+from ..gpu.native import NativeDevice
+from ..predictor import Predictor
+from .kernels import median_seconds
+
+# Conformance config A's thresholds: random weights give logits of about +-0.1.
+KEEPING: dict[str, Any] = {
+    "pred_iou_thresh": 0.01,
+    "stability_score_thresh": 0.15,
+    "stability_score_offset": 0.05,
+}
+
+
+def run_everything_bench(
+    weights: str,
+    image: str,
+    *,
+    points_per_side: int = 16,
+    batch: int = 16,
+    repeat: int = 3,
+    json_path: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> int:
+    from PIL import Image
+
+    predictor = Predictor.from_weights(weights)
+    device = predictor.device
+    assert isinstance(device, NativeDevice)
+    with Image.open(image) as img:
+        pixels = np.asarray(img.convert("RGB"))
+    h, w = pixels.shape[:2]
+    progress(f"adapter: {device.adapter_name}; image {Path(image).name} {w}x{h}")
+    predictor.set_image(pixels)
+    side = math.ceil(batch**0.5)
+    points = [(x * w, y * h) for x, y in build_point_grid(side)][:batch]
+
+    def predict_each() -> None:
+        for p in points:
+            predictor.predict(np.array([p]), np.array([1]))
+
+    def reduce_each() -> None:
+        for p in points:
+            logits, _, _ = predictor.record_prediction([p], [1])
+            device.read_sync(ops.mask_stats(logits, 0.0, 1.0))
+
+    def reduce_batch() -> None:
+        stats = [ops.mask_stats(predictor.record_prediction([p], [1])[0]) for p in points]
+        out = device.empty((len(stats), 3, ops.mask.STATS_WORDS), "u32")
+        for i, s in enumerate(stats):
+            device.copy(s, out, dst_start=i * s.numel)
+        device.read_sync(out)
+
+    rows = []
+    for name, fn in (
+        ("predict per prompt (masks read back)", predict_each),
+        ("mask_stats per prompt, one read each", reduce_each),
+        (f"batch of {len(points)} recorded, one read", reduce_batch),
+    ):
+        progress(f"timing {name}")
+        seconds = median_seconds(fn, repeat, device.wait_idle)
+        rows.append((name, len(points) / seconds))
+
+    progress(f"timing the generator at points_per_side {points_per_side}")
+    generator = AutomaticMaskGenerator(predictor, points_per_side=points_per_side, **KEEPING)
+    start = time.perf_counter()
+    masks = asyncio.run(generator.generate_async(pixels))
+    image_s = time.perf_counter() - start
+
+    print(f"{'decoder path':<44} {'prompts/s':>10} {'vs predict':>10}")
+    print("-" * 66)
+    for name, rate in rows:
+        print(f"{name:<44} {rate:>10.2f} {rate / rows[0][1]:>10.2f}")
+    print(
+        f"generator, {points_per_side}x{points_per_side} points, one crop: {image_s:.1f} s "
+        f"per image ({len(masks)} masks kept)"
+    )
+    if json_path:
+        doc = {
+            "adapter": device.adapter_name,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "image": Path(image).name,
+            "repeat": repeat,
+            "prompts": len(points),
+            "decoder": [{"path": n, "prompts_per_s": r} for n, r in rows],
+            "generator": {
+                "points_per_side": points_per_side,
+                "seconds_per_image": image_s,
+                "masks": len(masks),
+                "params": KEEPING,
+            },
+        }
+        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        print(f"wrote {json_path}")
+    return 0

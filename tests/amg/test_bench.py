@@ -1,0 +1,36 @@
+"""`sandseg bench everything` runs end to end at a tiny size and writes its JSON (the numbers
+themselves are measurements, not test results)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandseg.bench.everything import run_everything_bench
+
+from .test_cli import PICTURE1
+
+
+@pytest.mark.slow
+def test_bench_everything_prints_a_table_and_writes_json(
+    gpu_device, converted_weights, tmp_path, capsys
+):
+    out = tmp_path / "everything.json"
+    assert (
+        run_everything_bench(
+            str(converted_weights),
+            str(PICTURE1),
+            points_per_side=2,
+            batch=2,
+            repeat=1,
+            json_path=str(out),
+            progress=lambda _: None,
+        )
+        == 0
+    )
+    assert "batch of 2 recorded, one read" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert len(doc["decoder"]) == 3 and doc["prompts"] == 2
+    assert all(row["prompts_per_s"] > 0 for row in doc["decoder"])
+    assert doc["generator"]["points_per_side"] == 2 and doc["generator"]["seconds_per_image"] > 0
