@@ -128,7 +128,7 @@ def test_a_cancelled_job_stops_at_the_next_stage_boundary(ort_engine, encoder_st
     try:
         x = np.ascontiguousarray(encoder_stages["layers.0"], np.float32).tobytes()
         with pytest.raises(Cancelled) as stopped:
-            ort_engine._executor.submit(ort_engine.run_stages, 1, x, cancel).result()
+            ort_engine.call(ort_engine.run_stages, 1, x, cancel)
     finally:
         runtime.sessions.update(real)
     assert stopped.value.args[0] == "layers.1"
@@ -159,15 +159,13 @@ def test_auto_takes_the_fastest_runtime_per_part_and_mixes_them(
         profile = engine._planned_profile()
         assert profile.stage_s["patch_embed"] == 0.5 and profile.stage_s["layers.0"] == 1.0
         assert (profile.preprocess_s, profile.decode_s) == (0.05, 0.2)
-        state = engine._executor.submit(
+        state = engine.call(
             engine.embed_image, "picture1", reference["image_rgb"], threading.Event()
-        ).result()
+        )
         got = np.frombuffer(state.embeddings, np.float32).reshape(64, 64, 256)
         want_emb = reference["image_embeddings"][0].transpose(1, 2, 0)
         assert rel_l2(got, want_emb) <= 1e-4, describe(got, want_emb)
-        prediction = engine._executor.submit(
-            engine.predict, state, {**CENTER_POINT, "multimask_output": True}
-        ).result()
+        prediction = engine.call(engine.predict, state, {**CENTER_POINT, "multimask_output": True})
         check_prediction(prediction, reference, "center_point", "multi")
     finally:
         engine.close()
@@ -183,3 +181,11 @@ def test_an_unknown_runtime_is_refused(converted_weights) -> None:
 def test_every_part_of_a_plan_is_named() -> None:
     plan = RuntimePlan.everything_on("wgpu", "why", list(STAGES))
     assert list(plan.parts) == ["preprocess", *STAGES, "decode"]
+
+
+def test_onnxruntime_alone_loads_no_gpu_model(ort_engine, predictor) -> None:
+    """--runtime onnxruntime needs no adapter; its stages are the model's own."""
+    from sandseg.server.engine import _stage_infos
+
+    assert ort_engine.predictor is None and ort_engine.device is None
+    assert ort_engine.stages == _stage_infos(predictor)

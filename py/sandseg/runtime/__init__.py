@@ -13,6 +13,7 @@ An edge package (numpy, onnxruntime): the core never imports it.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -61,12 +62,10 @@ class Runtime(Protocol):
 
 
 def available_runtimes() -> list[str]:
-    """The runtimes this installation can run (wgpu always; onnxruntime when installed)."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return [WGPU]
-    return [WGPU, ONNXRUNTIME]
+    """The runtimes this installation can run: wgpu always; onnxruntime when it and onnx
+    (which exports its graphs) are installed (the `serve` extra)."""
+    installed = all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
+    return [WGPU, ONNXRUNTIME] if installed else [WGPU]
 
 
 __all__ = ["ONNXRUNTIME", "RUNTIMES", "WGPU", "Runtime", "available_runtimes"]

@@ -103,9 +103,15 @@ class Engine:
         self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
         self._cache_images = cache_images
         self._lock = threading.Lock()
-        self.predictor: Predictor = self._executor.submit(Predictor.from_weights, weights).result()
-        self.device: NativeDevice = get_device()  # type: ignore[assignment]
-        self.stages = _stage_infos(self.predictor)
+        # The WGSL model only where wgpu runs: --runtime onnxruntime needs no GPU adapter.
+        self.predictor: Predictor | None = None
+        self.device: NativeDevice | None = None
+        if WGPU in wanted:
+            self.predictor = self.call(Predictor.from_weights, weights)
+            self.device = get_device()  # type: ignore[assignment]
+            self.stages = _stage_infos(self.predictor)
+        else:
+            self.stages = _exported_stage_infos()
         self.profile: ServerProfile | None = None
         self.requested_runtime = runtime
         self.runtimes: dict[str, Runtime] = {}
@@ -248,6 +254,7 @@ class Engine:
         if name == WGPU:
             from ..runtime.wgpu_runtime import WgpuRuntime
 
+            assert self.predictor is not None
             return WgpuRuntime(self.predictor)
         from ..export import stage_graphs
         from ..runtime.ort_runtime import OrtRuntime
@@ -267,7 +274,8 @@ class Engine:
         Cancelled carries the stage the work stopped in."""
         if cancel.is_set():
             raise Cancelled(stage)
-        self.device.wait_idle()
+        if self.device is not None:
+            self.device.wait_idle()
         if cancel.is_set():
             raise Cancelled(stage)
 
@@ -276,6 +284,12 @@ def _part_seconds(profile: ServerProfile, part: str) -> float:
     if part == PREPROCESS:
         return profile.preprocess_s
     return profile.decode_s if part == DECODE else profile.stage_s[part]
+
+
+def _exported_stage_infos() -> list[StageInfo]:
+    from ..export import BOUNDARIES, STAGES
+
+    return [StageInfo(name, BOUNDARIES[i], BOUNDARIES[i + 1]) for i, name in enumerate(STAGES)]
 
 
 def _stage_infos(predictor: Predictor) -> list[StageInfo]:
