@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sandseg.bench.everything import run_everything_bench
+from sandseg.cli import main
 
 from .test_cli import PICTURE1
 
@@ -17,18 +17,9 @@ def test_bench_everything_prints_a_table_and_writes_json(
     gpu_device, converted_weights, tmp_path, capsys
 ):
     out = tmp_path / "everything.json"
-    assert (
-        run_everything_bench(
-            str(converted_weights),
-            str(PICTURE1),
-            points_per_side=2,
-            batch=2,
-            repeat=1,
-            json_path=str(out),
-            progress=lambda _: None,
-        )
-        == 0
-    )
+    argv = ["bench", "everything", "--weights", str(converted_weights), "--image", str(PICTURE1)]
+    argv += ["--points-per-side", "2", "--batch", "2", "--repeat", "1", "--json", str(out)]
+    assert main(argv) == 0
     assert "batch of 2 recorded, one read" in capsys.readouterr().out
     doc = json.loads(out.read_text())
     assert len(doc["decoder"]) == 3 and doc["prompts"] == 2

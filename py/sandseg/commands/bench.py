@@ -1,5 +1,5 @@
-"""`sandseg bench kernels | model | offload | load`: benchmarks that print a table and write
-JSON (speed is measured here, never in timed tests)."""
+"""`sandseg bench kernels | model | offload | load | everything`: benchmarks that print a
+table and write JSON (speed is measured here, never in timed tests)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from . import Progress, Subparsers
 def register(sub: Subparsers) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     benches = bench.add_subparsers(dest="bench", required=True)
-    for add in (_kernels, _model, _offload, _load):
+    for add in (_kernels, _model, _offload, _load, _everything):
         add(benches)
 
 
@@ -148,5 +148,32 @@ def run_load(args: argparse.Namespace, progress: Progress) -> int:
         sustain_seconds=args.sustain_seconds,
         json_path=args.json,
         markdown_path=args.markdown,
+        progress=progress,
+    )
+
+
+def _everything(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "everything", help="the mask generator: decoder prompts/s, seconds per image"
+    )
+    parser.add_argument("--weights", required=True, help=".safetensors (or .pt) weights")
+    parser.add_argument("--image", required=True, help="image file")
+    parser.add_argument("--points-per-side", type=int, default=16, help="generator grid (16)")
+    parser.add_argument("--batch", type=int, default=16, help="prompts per decoder timing (16)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per path (median)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.set_defaults(handler=run_everything)
+
+
+def run_everything(args: argparse.Namespace, progress: Progress) -> int:
+    from ..bench.everything import run_everything_bench
+
+    return run_everything_bench(
+        args.weights,
+        args.image,
+        points_per_side=args.points_per_side,
+        batch=args.batch,
+        repeat=args.repeat,
+        json_path=args.json,
         progress=progress,
     )
