@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import numpy as np
 import pytest
 
 from sandseg import AutomaticMaskGenerator
@@ -73,3 +76,12 @@ def test_bounds_themselves_are_accepted():
     assert [len(g) for g in params.grids()] == [64 * 64] * 3
     explicit = GeneratorParams(points_per_side=None, point_grids=[[(0, 1), (0.25, 0.5)]])
     assert explicit.grids() == [[(0.0, 1.0), (0.25, 0.5)]]
+
+
+@pytest.mark.requirement("AM-1")
+def test_an_image_the_device_cannot_take_is_refused_before_any_gpu_work():
+    generator = AutomaticMaskGenerator(_NoGPU(), points_per_side=4)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"too thin to segment \(3000 x 1 pixels\)"):
+        asyncio.run(generator.generate_async(np.zeros((1, 3000, 3), np.uint8)))
+    with pytest.raises(InputError, match=r"image must be 8-bit"):
+        asyncio.run(generator.generate_async(np.zeros((8, 8, 3), np.float32)))

@@ -21,7 +21,7 @@ from typing import Any
 from .. import ops
 from ..gpu import Tensor
 from ..gpu.device import MAX_STORAGE_BINDING
-from ..predictor import LOW_RES, Predictor, _image_bytes, _unpack_masks
+from ..predictor import LOW_RES, Predictor, _image_bytes, _unpack_masks, check_image_size
 from ..weights.layout import IMG_SIZE as INPUT_SIZE
 from . import rle
 from .grids import Box, Point, generate_crop_boxes, xyxy_to_xywh
@@ -122,7 +122,8 @@ class AutomaticMaskGenerator:
         `stability_score`, `crop_box` [x, y, w, h]; pixels of the original image.
         `progress(done, total)` is called after each batch of prompts."""
         pixels, height, width, channels = _image_bytes(image, "RGB")
-        masks = await self.generate_candidates(_Image(pixels, height, width, channels), progress)
+        check_image_size(width, height)
+        masks = await self._generate(_Image(pixels, height, width, channels), progress)
         return [self._record(m) for m in masks]
 
     def generate(self, image: Any, progress: Progress | None = None) -> list[dict[str, Any]]:
@@ -140,9 +141,7 @@ class AutomaticMaskGenerator:
 
     # -- the algorithm --------------------------------------------------------------------
 
-    async def generate_candidates(
-        self, image: _Image, progress: Progress | None = None
-    ) -> list[Candidate]:
+    async def _generate(self, image: _Image, progress: Progress | None = None) -> list[Candidate]:
         p = self.params
         orig = (image.height, image.width)
         crop_boxes, layers = generate_crop_boxes(orig, p.crop_n_layers, p.crop_overlap_ratio)
