@@ -105,7 +105,7 @@ def test_wheel_carries_the_shaders_and_the_lock_file_pins_it(bundle: Path) -> No
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {f"sandseg/shaders/{p.name}" for p in (ROOT / "shaders").glob("*.wgsl")} <= names
-    assert {"sandseg/worker_api.py", "sandseg/gpu/browser.py"} <= names
+    assert {"sandseg/browser/session.py", "sandseg/gpu/browser.py"} <= names
     lock = json.loads((bundle / "pyodide" / "pyodide-lock.json").read_text())
     entry = lock["packages"]["sandseg"]
     assert entry["file_name"] == wheel.name

@@ -1,7 +1,7 @@
 // The model's worker (a module worker, PY-1): verifies the bundle's pinned files (WB-2), boots
 // Pyodide and the sandseg wheel, loads the weights (Cache API, verified), and serves requests
 // one at a time. Protocol (see client.js): init, setImage, predict -> progress, ready,
-// result, error. All GPU work is Python (sandseg.worker_api); this file only moves bytes.
+// result, error. All GPU work is Python (sandseg.browser); this file only moves bytes.
 
 const WEIGHTS_CACHE = "sandseg-weights";
 const PYODIDE_DIR = "pyodide/";
@@ -13,7 +13,7 @@ const CORE_FILES = [
   "pyodide-lock.json",
 ];
 
-let api = null; // the Python module sandseg.worker_api
+let api = null; // the Python module sandseg.browser.session
 let session = null; // its Session, once the model is ready
 let bootError = null;
 let pyodide = null;
@@ -148,7 +148,7 @@ async function init({ config }) {
   const t2 = performance.now();
   progress("package", null, "loading the sandseg package");
   await pyodide.loadPackage("sandseg", { messageCallback: () => {}, errorCallback: console.warn });
-  api = pyodide.pyimport("sandseg.worker_api");
+  api = pyodide.pyimport("sandseg.browser.session");
   const t3 = performance.now();
   const loading = api.Session(config.token ?? null);
   // A browser that cannot run the model (no WebGPU, limits too small, out of memory) still

@@ -1,15 +1,18 @@
 // Test bundles only: `python build.py --test-hooks` appends this file to worker.js (the
 // production bundle has none of it). The requests behind testing/client.js's methods.
 
+// The Python side of these hooks (sandseg.browser.testing).
+const testing = () => pyodide.pyimport("sandseg.browser.testing");
+
 // Testing GP-1: lose the GPU device as a driver reset would.
 async function loseDevice() {
-  session.lose_device();
+  testing().lose_device(session);
   return { type: "result", result: null };
 }
 
 // Testing GP-6: GPU errors inside error scopes come back named, and the device still works.
 async function provokeGpuErrors() {
-  return { type: "result", result: plain(await session.provoke_gpu_errors()) };
+  return { type: "result", result: plain(await testing().provoke_gpu_errors(session)) };
 }
 
 // Testing PY-3: block this thread as a stuck inference would (no heartbeat, no answer).

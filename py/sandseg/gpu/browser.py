@@ -1,8 +1,9 @@
 """The browser backend: the page's WebGPU (`navigator.gpu`) through Pyodide's JS FFI.
 
-The only module that imports `js` and `pyodide`. Mirrors native.py call for call; where
-WebGPU is asynchronous (errors, read-back, device loss) the Python side awaits JS promises
-from coroutines run by Pyodide's event loop (no JSPI, PY-4). Spec names are camelCase here.
+With sandseg/browser/, the only code that imports `js` and `pyodide`. Mirrors native.py call
+for call; where WebGPU is asynchronous (errors, read-back, device loss) the Python side awaits
+JS promises from coroutines run by Pyodide's event loop (no JSPI, PY-4). Spec names are
+camelCase here.
 Errors from validation and out-of-memory scopes (GP-6) are collected as they resolve and
 raised, naming the kernel, by the next `await device.read(...)` or `await device.finish()`.
 """

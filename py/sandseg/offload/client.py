@@ -1,8 +1,8 @@
 """The offload API's client: one method per route, over a pluggable transport.
 
 Transports move bytes: `UrllibTransport` natively (standard library, in a thread), and the
-browser's fetch in the worker (worker_api). Every reply is measured (bytes up and down,
-elapsed time, the server's compute time from its Server-Timing header) and reported to
+browser's fetch in the worker (sandseg.browser.fetch). Every reply is measured (bytes up and
+down, elapsed time, the server's compute time from its Server-Timing header) and reported to
 `on_request`, which is how the planner learns the network's RTT and throughput.
 """
 

@@ -12,7 +12,7 @@ from typing import Any
 import js
 from pyodide.ffi import JsException, to_js
 
-from .client import Reply, ServerUnreachable
+from ..offload.client import Reply, ServerUnreachable
 
 
 class FetchTransport:

@@ -1,0 +1,98 @@
+"""Results for JavaScript, with the field names web/client.js documents. Each function
+builds plain Python values (what the native tests check; the masks are typed arrays
+already) and `js_object` converts the whole result once, dicts to plain JS objects, so
+worker.js forwards it as it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import js
+from pyodide.ffi import to_js
+
+from ..offload.planner import Estimate, Plan
+from ..offload.session import ImageResult, OffloadSession
+from ..predictor import LOW_RES, Prediction
+
+
+def js_object(value: Any) -> Any:
+    """Dicts -> plain JS objects, lists -> arrays; JS values inside are left as they are."""
+    return to_js(value, dict_converter=js.Object.fromEntries)
+
+
+def estimate(e: Estimate) -> dict[str, Any]:
+    return {
+        "mode": e.mode,
+        "firstMaskS": e.first_mask_s,
+        "clickS": e.click_s,
+        "clientS": e.client_s,
+        "serverS": e.server_s,
+        "uploadBytes": e.upload_bytes,
+        "downloadBytes": e.download_bytes,
+    }
+
+
+def plan_fields(plan: Plan | None) -> dict[str, Any]:
+    """The planner's choice and why, and every mode's estimate (none without a plan)."""
+    return {
+        "plan": plan.reason if plan else None,
+        "estimates": [estimate(e) for e in plan.estimates] if plan else [],
+    }
+
+
+def mode_info(
+    offload: OffloadSession, server_error: str | None, weights_sha: str | None
+) -> dict[str, Any]:
+    """The mode state: client.js's `modes`."""
+    return {
+        "mode": offload.mode,
+        "clientAvailable": offload.predictor is not None,
+        "serverAvailable": offload.client is not None,
+        "serverError": server_error,
+        "notice": offload.notice,
+        **plan_fields(offload.planner.last_plan),
+        "weightsSha256": weights_sha,
+    }
+
+
+def image_result(result: ImageResult, plan: Plan | None, notice: str | None) -> dict[str, Any]:
+    """What setImage did; plan: auto's plan for this image (None in a fixed mode)."""
+    return {
+        "mode": result.mode,
+        "reason": result.reason,
+        **plan_fields(plan),
+        "notice": notice,
+        "uploadBytes": result.upload_bytes,
+        "downloadBytes": result.download_bytes,
+        "serverMs": result.server_seconds * 1000,
+        "clientMs": {k: v * 1000 for k, v in result.client_parts.items()},
+        "submissionsMs": [[name, s * 1000] for name, s in result.submissions],
+    }
+
+
+def prediction_result(
+    prediction: Prediction,
+    mode: str | None,
+    notice: str | None,
+    traffic: tuple[float, float, float],
+) -> dict[str, Any]:
+    """A predict's masks (Uint8Array, C*H*W) and low-res logits (Float32Array, K*256*256;
+    K = C, or 1 where only the best mask's logits travel); traffic: bytes up, bytes down and
+    server seconds for this prediction."""
+    up, down, server_s = traffic
+    return {
+        "masks": to_js(memoryview(prediction.masks)),
+        "shape": list(prediction.shape),
+        "iouPredictions": prediction.iou,
+        "lowResMasks": to_js(memoryview(prediction.low_res).cast("f")),
+        "lowResShape": [low_res_planes(prediction), LOW_RES, LOW_RES],
+        "mode": mode,
+        "notice": notice,
+        "uploadBytes": up,
+        "downloadBytes": down,
+        "serverMs": server_s * 1000,
+    }
+
+
+def low_res_planes(prediction: Prediction) -> int:
+    return len(prediction.low_res) // (LOW_RES * LOW_RES * 4)

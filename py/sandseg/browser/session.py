@@ -1,0 +1,207 @@
+"""One `Session` per worker: the model on this device (recovery.LocalModel), the server, and
+the offload session that decides where each image is encoded and each prompt decoded.
+
+The worker (JavaScript) verifies and fetches the files, decodes images and measures time;
+this module does everything else. Arguments come from JavaScript: the weights and the pixels
+as JS typed arrays (read without a copy of the whole file), prompts as JSON. Results go back
+as plain JS objects holding typed arrays (marshal.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import ops
+from ..model import probe_image
+from ..offload.client import OffloadClient, OffloadError
+from ..offload.session import ImageResult, OffloadSession
+from ..predictor import LOW_RES, MAX_IMAGE_PIXELS, InputError, Prediction, check_image_size
+from . import marshal
+from .fetch import FetchTransport
+from .recovery import LocalModel, recovering
+
+# Image files the server decodes; others travel as pixels.
+UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+class Session:
+    """The model in one worker, in any offload mode.
+
+    Boot: `await open_device()` (None, or why this browser cannot run the model), then
+    `await load_model(weights)` and `await compile_pipelines()` when it can, then
+    `await connect(server)`. Then `set_mode`, `set_image`, `predict`."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.local = LocalModel()
+        self.offload: OffloadSession | None = None
+        self.client = OffloadClient(FetchTransport(token))
+        self.server_error: str | None = None  # why the server cannot be used, if it cannot
+        self.weights_sha: str | None = None  # the server's weights
+        self._image: tuple[bytes, int, int, tuple[bytes, str] | None] | None = None
+        self._previous: bytes | None = None
+
+    @property
+    def adapter(self) -> str:
+        device = self.local.device
+        return device.adapter_name if device else "none"
+
+    @property
+    def max_image_pixels(self) -> int:
+        return MAX_IMAGE_PIXELS
+
+    async def open_device(self) -> str | None:
+        """Create the WebGPU device; None when it works, else why not (GP-1, GP-4)."""
+        return await self.local.open_device()
+
+    async def load_model(self, weights: Any) -> str | None:
+        """Upload the weights (a JS Uint8Array, safetensors); None when it worked, else why
+        not (out of GPU memory, GP-6): the session then offloads everything."""
+        return await self.local.load_model(weights)
+
+    async def compile_pipelines(self) -> None:
+        """Create every pipeline the model uses without running it, and wait until the
+        browser has compiled them (a dry run of pre-processing, encoder and decoder)."""
+        device, model = self.local.ready()
+        # The one tensor the model computes once and caches: computed for real first, so the
+        # dry run cannot cache an empty one.
+        model.prompt_encoder.dense_pe()
+        async with device.compile_only():
+            x, info = model.preprocess(*probe_image())
+            embeddings = model.encode(x)
+            mask = device.empty((LOW_RES, LOW_RES, 1))
+            for mask_input in (None, mask):
+                low_res, _, _ = model.decode(embeddings, [(1.0, 1.0)], [1], mask_input, True)
+                ops.threshold(model.postprocess(low_res, info), 0.0)
+        await device.finish()
+
+    async def connect(self, client_problem: str | None) -> Any:
+        """Read the server's model description and profile, probe this device, and pick the
+        starting mode: auto when both sides work, else the side that does. `client_problem`:
+        why this browser cannot run the model (None when it can)."""
+        try:
+            description = await self.client.describe()
+            self.weights_sha = description.weights_sha256
+            if description.profile is None:
+                raise OffloadError(0, "the server has no profile")
+        except OffloadError as exc:
+            self.server_error = f"the offload server is not available ({exc})"
+        client = None if self.server_error else self.client
+        predictor = self.local.predictor
+        if predictor is None and client is None:
+            raise RuntimeError(f"{client_problem}; and {self.server_error}")
+        self.offload = OffloadSession(predictor, client, low_res="best")
+        if client is not None:
+            await self.offload.connect(probe=predictor is not None)
+        if client_problem:
+            self.offload.disable_client(client_problem)
+        return self.mode_info()
+
+    def set_mode(self, mode: str) -> Any:
+        self._offload().set_mode(mode)
+        return self.mode_info()
+
+    def mode_info(self) -> Any:
+        info = marshal.mode_info(self._offload(), self.server_error, self.weights_sha)
+        return marshal.js_object(info)
+
+    async def set_image(
+        self, pixels: Any, width: int, height: int, file: Any = None, file_type: str = ""
+    ) -> Any:
+        """pixels: a JS Uint8Array / Uint8ClampedArray of (height, width, 4) RGBA bytes;
+        file: the image file's bytes (a JS Uint8Array) when there is one, uploaded instead of
+        the pixels when the server needs the image."""
+        check_image_size(width, height)
+        if int(pixels.length) != width * height * 4:
+            raise InputError(f"expected {width * height * 4} RGBA bytes, got {pixels.length}")
+        upload = None
+        if file is not None and file_type in UPLOAD_TYPES:
+            upload = (file.to_bytes(), file_type)
+        self._image = (pixels.to_bytes(), height, width, upload)
+        self._previous = None
+        self.local.kept = None
+        offload = self._offload()
+        result = await recovering(self._encode, self.local, offload, replay=None)
+        plan = offload.planner.last_plan if offload.mode == "auto" else None
+        return marshal.js_object(marshal.image_result(result, plan, offload.notice))
+
+    async def predict(self, prompt_json: str) -> Any:
+        """prompt: {"points": [[x, y], ...] | null, "labels": [1, 0, ...] | null,
+        "box": [x0, y0, x1, y1] | null, "maskInput": "previous" | null, "multimask": bool}
+        in original-image pixels. Returns {masks: Uint8Array (C*H*W), shape: [C, H, W],
+        iouPredictions, lowResMasks: Float32Array (K*256*256), lowResShape: [K, 256, 256],
+        mode}; K = C, except in server mode where only the best mask's logits travel."""
+        prompt = json.loads(prompt_json)
+        mask_input = prompt.get("maskInput")
+        if mask_input not in (None, "previous"):
+            raise InputError(f'maskInput must be "previous" or null, got {mask_input!r}')
+        if mask_input == "previous" and self._previous is None:
+            raise InputError('maskInput "previous" needs an earlier prediction on this image')
+        before = self._traffic()
+        offload = self._offload()
+        prediction = await recovering(
+            lambda: self._decode(prompt, mask_input is not None),
+            self.local,
+            offload,
+            replay=self._replay,
+        )
+        up, down, server_s = (a - b for a, b in zip(self._traffic(), before, strict=True))
+        self._previous = _best_low_res(prediction)
+        result = marshal.prediction_result(
+            prediction, offload.image_mode, offload.notice, (up, down, server_s)
+        )
+        return marshal.js_object(result)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _traffic(self) -> tuple[float, float, float]:
+        return self.client.bytes_up, self.client.bytes_down, self.client.server_seconds
+
+    def _offload(self) -> OffloadSession:
+        if self.offload is None:
+            raise RuntimeError("the session is not connected yet")
+        return self.offload
+
+    async def _encode(self) -> ImageResult:
+        assert self._image is not None
+        data, height, width, upload = self._image
+        result = await self._offload().set_image(data, height, width, 4, upload)
+        if self.local.device is not None and self.local.predictor is not None:
+            await self.local.device.finish()
+            if result.mode != "server":
+                await self.local.keep_embeddings(height, width)
+        return result
+
+    async def _replay(self, rebuilt: bool) -> None:
+        """The current image on the rebuilt device (its kept embeddings when there are
+        some); after a move to the server (rebuilt False), encoded again there."""
+        offload = self._offload()
+        if rebuilt and (self._image is None or offload.image_mode == "server"):
+            return
+        predictor, kept = self.local.predictor, self.local.kept
+        if rebuilt and kept is not None and predictor is not None:
+            predictor.set_image_embedding(*kept)
+        else:
+            await self._encode()
+
+    async def _decode(self, prompt: dict[str, Any], refine: bool) -> Prediction:
+        offload = self._offload()
+        if offload.image_mode is None:
+            raise InputError("no image is set: call setImage first")
+        points, labels = prompt.get("points") or None, prompt.get("labels") or None
+        mask = memoryview(self._previous or b"").cast("f") if refine else None
+        return await offload.predict(
+            point_coords=points,
+            point_labels=labels,
+            box=prompt.get("box"),
+            mask_input=mask,
+            multimask_output=bool(prompt.get("multimask", True)),
+        )
+
+
+def _best_low_res(prediction: Prediction) -> bytes:
+    """The best-scoring mask's low-res logits (the only plane when just one travelled)."""
+    plane = LOW_RES * LOW_RES * 4
+    best = max(range(len(prediction.iou)), key=prediction.iou.__getitem__)
+    kept = best if marshal.low_res_planes(prediction) == len(prediction.iou) else 0
+    return prediction.low_res[kept * plane : (kept + 1) * plane]

@@ -1,0 +1,131 @@
+"""sandseg.browser natively: the worker's Python imports with stand-ins for Pyodide's `js` and
+`pyodide.ffi` (no browser), and its results carry the fields web/client.js documents.
+Only sandseg/browser/ and gpu/browser.py may import `js` or `pyodide`."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+from sandseg.offload.planner import Estimate, Plan
+from sandseg.offload.session import ImageResult
+from sandseg.predictor import LOW_RES, Prediction
+
+PACKAGE = Path(__file__).resolve().parents[1] / "py" / "sandseg"
+JS_MODULES = ("js", "pyodide")
+
+
+def _fake_pyodide() -> dict[str, ModuleType]:
+    js = ModuleType("js")
+    js.Object = SimpleNamespace(fromEntries=dict)  # type: ignore[attr-defined]
+    ffi = ModuleType("pyodide.ffi")
+    # to_js leaves values as they are: the tests read the Python values it was given.
+    ffi.to_js = lambda value, **_: value  # type: ignore[attr-defined]
+    ffi.create_proxy = lambda value, **_: value  # type: ignore[attr-defined]
+    ffi.jsnull = object()  # type: ignore[attr-defined]
+    ffi.JsException = type("JsException", (Exception,), {})  # type: ignore[attr-defined]
+    pyodide = ModuleType("pyodide")
+    pyodide.ffi = ffi  # type: ignore[attr-defined]
+    return {"js": js, "pyodide": pyodide, "pyodide.ffi": ffi}
+
+
+def _browser_modules() -> list[str]:
+    return [n for n in sys.modules if n.startswith("sandseg.browser") or n == "sandseg.gpu.browser"]
+
+
+@pytest.fixture
+def worker_py(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """sandseg.browser's modules, imported over the stand-ins, and forgotten afterwards."""
+    for name, module in _fake_pyodide().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    for name in _browser_modules():
+        monkeypatch.delitem(sys.modules, name)
+    names = ("session", "marshal", "recovery", "weights", "fetch", "testing")
+    yield SimpleNamespace(**{n: importlib.import_module(f"sandseg.browser.{n}") for n in names})
+    for name in _browser_modules():
+        del sys.modules[name]
+    for parent in ("sandseg", "sandseg.gpu"):
+        vars(sys.modules[parent]).pop("browser", None)
+
+
+def _prediction(planes: int, iou: list[float]) -> Prediction:
+    plane = [bytes([i + 1]) * (LOW_RES * LOW_RES * 4) for i in range(planes)]
+    return Prediction((len(iou), 2, 3), bytes(range(6 * len(iou))), None, b"".join(plane), iou)
+
+
+def test_only_the_browser_modules_import_js() -> None:
+    importers = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name.split(".")[0] in JS_MODULES for name in names):
+                importers.append(path.relative_to(PACKAGE).as_posix())
+    outside = {p for p in importers if not p.startswith("browser/") and p != "gpu/browser.py"}
+    assert not outside, f"modules outside sandseg/browser/ import js or pyodide: {outside}"
+    assert "gpu/browser.py" in importers
+
+
+def test_a_prediction_crosses_with_the_documented_fields(worker_py: Any) -> None:
+    prediction = _prediction(3, [0.2, 0.9, 0.5])
+    result = worker_py.marshal.prediction_result(prediction, "client", None, (10.0, 20.0, 0.5))
+    assert result == {
+        "masks": memoryview(prediction.masks),
+        "shape": [3, 2, 3],
+        "iouPredictions": [0.2, 0.9, 0.5],
+        "lowResMasks": memoryview(prediction.low_res).cast("f"),
+        "lowResShape": [3, LOW_RES, LOW_RES],
+        "mode": "client",
+        "notice": None,
+        "uploadBytes": 10.0,
+        "downloadBytes": 20.0,
+        "serverMs": 500.0,
+    }
+    assert worker_py.marshal.js_object(result) is result
+
+
+def test_the_previous_mask_is_the_best_scoring_plane(worker_py: Any) -> None:
+    best = worker_py.session._best_low_res
+    assert set(best(_prediction(3, [0.2, 0.9, 0.5]))) == {2}
+    # Server mode brings back only the best mask's logits: the one plane there is.
+    assert set(best(_prediction(1, [0.2, 0.9, 0.5]))) == {1}
+
+
+def test_an_image_result_and_the_plan(worker_py: Any) -> None:
+    estimate = Estimate("client", 1.5, 0.2, 1.5, 0.0, 0.0, 0, 0, 0)
+    plan = Plan(estimate, [estimate], "latency", "client: fastest")
+    result = ImageResult("client", "auto: client", 1.0, 5, 7, 0.25, {"neck": 0.5}, [("neck", 0.1)])
+    assert worker_py.marshal.image_result(result, plan, "a notice") == {
+        "mode": "client",
+        "reason": "auto: client",
+        "plan": "client: fastest",
+        "estimates": [
+            {
+                "mode": "client",
+                "firstMaskS": 1.5,
+                "clickS": 0.2,
+                "clientS": 1.5,
+                "serverS": 0.0,
+                "uploadBytes": 0,
+                "downloadBytes": 0,
+            }
+        ],
+        "notice": "a notice",
+        "uploadBytes": 5,
+        "downloadBytes": 7,
+        "serverMs": 250.0,
+        "clientMs": {"neck": 500.0},
+        "submissionsMs": [["neck", 100.0]],
+    }
+    assert worker_py.marshal.plan_fields(None) == {"plan": None, "estimates": []}
