@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from sandseg.offload.planner import Estimate, Plan
-from sandseg.offload.session import ImageResult
+from sandseg.offload.planner import MODES, Estimate, Plan
+from sandseg.offload.session import ImageResult, Notice
 from sandseg.predictor import LOW_RES, Prediction
 
 PACKAGE = Path(__file__).resolve().parents[1] / "py" / "sandseg"
@@ -106,7 +106,7 @@ def test_an_image_result_and_the_plan(worker_py: Any) -> None:
     estimate = Estimate("client", 1.5, 0.2, 1.5, 0.0, 0.0, 0, 0, 0)
     plan = Plan(estimate, [estimate], "latency", "client: fastest")
     result = ImageResult("client", "auto: client", 1.0, 5, 7, 0.25, {"neck": 0.5}, [("neck", 0.1)])
-    assert worker_py.marshal.image_result(result, plan, "a notice") == {
+    assert worker_py.marshal.image_result(result, plan, Notice("auto", "a notice")) == {
         "mode": "client",
         "reason": "auto: client",
         "plan": "client: fastest",
@@ -121,7 +121,7 @@ def test_an_image_result_and_the_plan(worker_py: Any) -> None:
                 "downloadBytes": 0,
             }
         ],
-        "notice": "a notice",
+        "notice": {"mode": "auto", "text": "a notice"},
         "uploadBytes": 5,
         "downloadBytes": 7,
         "serverMs": 250.0,
@@ -129,3 +129,25 @@ def test_an_image_result_and_the_plan(worker_py: Any) -> None:
         "submissionsMs": [["neck", 100.0]],
     }
     assert worker_py.marshal.plan_fields(None) == {"plan": None, "estimates": []}
+
+
+def test_the_page_gets_every_mode_from_python(worker_py: Any) -> None:
+    choices = worker_py.marshal.mode_choices()
+    assert [c["value"] for c in choices] == list(MODES)
+    by_value = {c["value"]: c for c in choices}
+    assert by_value["split:layers.1"] == {
+        "value": "split:layers.1",
+        "label": "Split after layers.1",
+        "runs": "split after layers.1 (WebGPU + server)",
+        "needsClient": True,
+        "needsServer": True,
+    }
+    assert by_value["client"]["runs"] == "WebGPU client"
+    assert (by_value["auto"]["needsClient"], by_value["auto"]["needsServer"]) == (False, True)
+    assert (by_value["server"]["needsClient"], by_value["client"]["needsServer"]) == (False, False)
+
+
+def test_a_notice_says_which_mode_is_in_force(worker_py: Any) -> None:
+    notice = Notice("server", "the GPU device was lost twice: switched to server mode")
+    assert worker_py.marshal.notice(notice) == {"mode": "server", "text": notice.text}
+    assert worker_py.marshal.notice(None) is None

@@ -115,6 +115,12 @@ function tokenFromUrl() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
+// Python's notices are {mode, text}; results and the mode state carry the text as `notice`.
+function withNoticeText(result) {
+  result.notice = result.notice?.text ?? null;
+  return result;
+}
+
 export class SandsegClient extends EventTarget {
   constructor() {
     super();
@@ -125,6 +131,8 @@ export class SandsegClient extends EventTarget {
     this.backend = null;
     this.maxImagePixels = null;
     this.modes = null; // {mode, clientAvailable, serverAvailable, serverError, notice, plan}
+    // Every mode, from Python at boot: [{value, label, runs, needsClient, needsServer}].
+    this.modeChoices = [];
     this.cspViolations = [];
     this._fatal = false;
     this._pending = new Map();
@@ -184,7 +192,8 @@ export class SandsegClient extends EventTarget {
     });
     this.adapter = ready.adapter;
     this.backend = ready.backend;
-    this.modes = ready.modes;
+    this.modes = withNoticeText(ready.modes);
+    this.modeChoices = ready.modeChoices;
     this.maxImagePixels = ready.maxImagePixels;
     this.timings = { ...ready.timings };
     this._setState("ready");
@@ -224,7 +233,7 @@ export class SandsegClient extends EventTarget {
     const result = await this._request({ type: "setImage", bitmap, file, fileType }, transfer);
     this.timings.encoderMs = result.encoderMs;
     if (result.plan) this.modes = { ...this.modes, plan: result.plan, estimates: result.estimates };
-    this._noticed(result.notice);
+    this._noticed(result);
     this.lastResult = null;
     this._recovered();
     return result;
@@ -240,7 +249,7 @@ export class SandsegClient extends EventTarget {
       const result = withBase64(await this._request({ type: "predict", ...prompt }));
       this.timings.decoderMs = result.decoderMs;
       this.lastResult = result;
-      this._noticed(result.notice);
+      this._noticed(result);
       this._recovered();
       return result;
     } catch (err) {
@@ -254,7 +263,8 @@ export class SandsegClient extends EventTarget {
   async setMode(mode) {
     try {
       await this._ready;
-      this.modes = { ...this.modes, ...(await this._request({ type: "setMode", mode })) };
+      const modes = withNoticeText(await this._request({ type: "setMode", mode }));
+      this.modes = { ...this.modes, ...modes };
       this.dispatchEvent(new CustomEvent("mode", { detail: this.modes }));
       return this.modes;
     } catch (err) {
@@ -262,11 +272,13 @@ export class SandsegClient extends EventTarget {
     }
   }
 
-  // A fallback happened (server gone, GPU lost): the mode changed under the page's feet.
-  _noticed(notice) {
-    if (!notice || notice === this.modes?.notice) return;
-    const mode = notice.includes("switched to server") ? "server" : "client";
-    this.modes = { ...this.modes, notice, mode };
+  // A fallback happened (server gone, GPU lost, server busy): the notice's mode is the one in
+  // force now. The result keeps the notice's text, as the automation surface documents.
+  _noticed(result) {
+    const notice = result.notice;
+    withNoticeText(result);
+    if (!notice || notice.text === this.modes?.notice) return;
+    this.modes = { ...this.modes, notice: notice.text, mode: notice.mode };
     this.dispatchEvent(new CustomEvent("mode", { detail: this.modes }));
   }
 

@@ -15,12 +15,9 @@ const TIMING_LABELS = {
 };
 const THUMB_SIZE = 112;
 
-function backendName(mode) {
-  if (mode === "client") return "WebGPU client";
-  if (mode === "server") return "server";
-  if (mode === "split:image") return "server encoder + WebGPU decoder";
-  if (mode?.startsWith("split:")) return `split after ${mode.slice(6)} (WebGPU + server)`;
-  return mode;
+// What produced a result in `mode` (GP-2), in the words Python serves with the modes.
+function backendName(mode, modeChoices) {
+  return modeChoices.find((choice) => choice.value === mode)?.runs ?? mode;
 }
 
 export function render(view, state) {
@@ -32,7 +29,7 @@ export function render(view, state) {
   if (changed("timings", state.encoderMs, state.decoderMs, state.firstLoad)) {
     renderTimings(view.timings, state);
   }
-  if (changed("modes", state.modes, state.imageInfo)) renderModes(view, state);
+  if (changed("modes", state.modes, state.modeChoices, state.imageInfo)) renderModes(view, state);
   renderControls(view, state);
   if (changed("masks", state.result, state.image)) renderMaskChoices(view.masks, state);
   for (const button of view.masks.querySelectorAll(".mask-choice")) {
@@ -85,9 +82,9 @@ function renderStage(view, state) {
   setText(view.imageInfo, image ? `${image.name} · ${image.width} × ${image.height}` : "");
 }
 
-function renderBadge(badge, { result, preview, backend: booted, adapter }) {
+function renderBadge(badge, { result, preview, backend: booted, adapter, modeChoices }) {
   const backend = result?.backend ?? preview?.backend ?? booted;
-  setText(badge, `Backend: ${backend ? backendName(backend) : "–"}`);
+  setText(badge, `Backend: ${backend ? backendName(backend, modeChoices) : "–"}`);
   setData(badge, "backend", backend ?? "");
   badge.title = adapter ? `Adapter: ${adapter}` : "";
 }
@@ -110,15 +107,18 @@ function renderTimings(timings, { encoderMs, decoderMs, firstLoad }) {
   );
 }
 
-function renderModes(view, { modes, imageInfo: info }) {
+function renderModes(view, { modes, modeChoices, imageInfo: info }) {
   if (!modes) return;
-  view.modeSelect.disabled = false;
-  for (const option of view.modeSelect.options) {
-    const needsClient = option.value !== "server" && option.value !== "auto";
-    const needsServer = option.value !== "client";
-    option.disabled =
-      (needsClient && !modes.clientAvailable) || (needsServer && !modes.serverAvailable);
+  if (view.modeSelect.options.length !== modeChoices.length) {
+    view.modeSelect.replaceChildren(
+      ...modeChoices.map(({ value, label }) => el("option", { value }, label)),
+    );
   }
+  view.modeSelect.disabled = false;
+  modeChoices.forEach(({ needsClient, needsServer }, i) => {
+    view.modeSelect.options[i].disabled =
+      (needsClient && !modes.clientAvailable) || (needsServer && !modes.serverAvailable);
+  });
   view.modeSelect.value = modes.mode;
   view.modeNotice.hidden = !modes.notice && !modes.serverError;
   setText(view.modeNotice, modes.notice ?? modes.serverError ?? "");
@@ -129,7 +129,8 @@ function renderModes(view, { modes, imageInfo: info }) {
         ? ` · up ${mb(info.uploadBytes)}, down ${mb(info.downloadBytes)}, ` +
           `server ${fmtMs(info.serverMs)}`
         : "";
-    setText(view.modeReason, `This image: ${backendName(info.mode)}${traffic}. ${info.reason}`);
+    const runs = backendName(info.mode, modeChoices);
+    setText(view.modeReason, `This image: ${runs}${traffic}. ${info.reason}`);
   } else {
     const auto = modes.mode === "auto";
     setText(view.modeReason, auto ? "The planner picks a mode for each new image." : "");

@@ -30,6 +30,7 @@ function onReady(detail = {}) {
     backend: detail.backend ?? state.backend ?? null,
     adapter: detail.adapter ?? client.adapter ?? "",
     modes: client.modes,
+    modeChoices: client.modeChoices,
     firstLoad: client.timings ?? {},
   });
   modelSettled();

@@ -2,18 +2,6 @@
 // canvas.js) and the wiring listens to (ui.js). Nothing here holds state or handles events.
 import { el } from "./dom.js";
 
-// Where a result came from (GP-2): the mode that encoded the image.
-const MODES = [
-  ["auto", "Auto (planner picks)"],
-  ["client", "Client: all on this GPU"],
-  ["split:patch_embed", "Split after patch_embed"],
-  ["split:layers.0", "Split after layers.0"],
-  ["split:layers.1", "Split after layers.1"],
-  ["split:layers.2", "Split after layers.2"],
-  ["split:layers.3", "Split after layers.3"],
-  ["split:image", "Server encodes, client decodes"],
-  ["server", "Server: all on the server"],
-];
 export const LOAD_STAGES = [
   ["pyodide", "Pyodide"],
   ["package", "sandseg package"],
@@ -145,8 +133,8 @@ function buildSidebar(view) {
   view.exportMask = el("button", { type: "button", id: "export-mask" }, "Mask PNG");
   view.exportCutout = el("button", { type: "button", id: "export-cutout" }, "Cut-out PNG");
   view.timings = el("dl", { class: "timings", id: "timings" });
+  // Its options are the modes Python serves at boot (render.js).
   view.modeSelect = el("select", { id: "mode-select", disabled: true });
-  view.modeSelect.append(...MODES.map(([value, label]) => el("option", { value }, label)));
   view.modeReason = el("p", { class: "mode-reason", id: "mode-reason" }, "");
   view.modeNotice = el("p", { class: "mode-notice", id: "mode-notice", role: "status" });
   view.modeNotice.hidden = true;

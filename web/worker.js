@@ -177,6 +177,7 @@ async function init({ config }) {
     type: "ready",
     backend: modes.mode,
     modes,
+    modeChoices: plain(session.mode_choices()),
     adapter: session.adapter,
     maxImagePixels: session.max_image_pixels,
     timings: {

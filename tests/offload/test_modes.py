@@ -138,7 +138,8 @@ def test_a_server_that_goes_away_leaves_a_working_client(
     want = reference["center_point__multi__masks"].reshape(masks.shape)
     assert min(masks_iou(masks, want)) >= 0.999
     assert session.mode == "client" and session.image_mode == "client"
-    assert session.notice and "switched to client mode" in session.notice
+    assert session.notice and session.notice.mode == "client"
+    assert "switched to client mode" in session.notice.text
     # And a new image in a remote mode falls back the same way.
     session.set_mode("split:layers.1")
     result, _, _ = run(session, reference["image_rgb"], "center_point")

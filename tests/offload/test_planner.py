@@ -24,6 +24,7 @@ from sandseg.offload.planner import (
     choose,
     estimate,
     estimate_all,
+    split_stage,
 )
 
 # Server: encoder 0.4 s (0.02 + 0.04 + 0.08 + 0.2 + 0.04 + 0.02), preprocess and decode 10 ms.
@@ -132,6 +133,13 @@ def test_without_client_only_server():
         estimate("client", None, SERVER, NET, SIZES)
     with pytest.raises(ValueError, match=re.escape("'split:layers.1'")):
         estimate("split:layers.1", None, SERVER, NET, SIZES)
+
+
+def test_split_stage_is_the_one_parser_of_split_modes():
+    assert split_stage("split:layers.1") == "layers.1"
+    assert split_stage("split:patch_embed") == "patch_embed"
+    for mode in ("split:image", "split:neck", "client", "server", "auto", "layers.1"):
+        assert split_stage(mode) is None, mode
 
 
 def test_unknown_mode_is_named():

@@ -10,14 +10,49 @@ from typing import Any
 import js
 from pyodide.ffi import to_js
 
-from ..offload.planner import Estimate, Plan
-from ..offload.session import ImageResult, OffloadSession
+from ..offload.planner import MODES, Estimate, Plan, needs, split_stage
+from ..offload.session import ImageResult, Notice, OffloadSession
 from ..predictor import LOW_RES, Prediction
+
+# The page's words for the modes that are not splits: (the picker's label, what produced a
+# result in that mode: the page's backend badge).
+_WORDS = {
+    "auto": ("Auto (planner picks)", "auto"),
+    "client": ("Client: all on this GPU", "WebGPU client"),
+    "split:image": ("Server encodes, client decodes", "server encoder + WebGPU decoder"),
+    "server": ("Server: all on the server", "server"),
+}
 
 
 def js_object(value: Any) -> Any:
     """Dicts -> plain JS objects, lists -> arrays; JS values inside are left as they are."""
     return to_js(value, dict_converter=js.Object.fromEntries)
+
+
+def mode_choices() -> list[dict[str, Any]]:
+    """The page's mode picker, in order: {value, label, runs (what produces a result in that
+    mode), needsClient, needsServer (what the mode needs to be chosen)}."""
+    choices = []
+    for mode in MODES:
+        stage = split_stage(mode)
+        words = (f"Split after {stage}", f"split after {stage} (WebGPU + server)")
+        label, runs = words if stage else _WORDS[mode]
+        needs_client, needs_server = needs(mode)
+        choices.append(
+            {
+                "value": mode,
+                "label": label,
+                "runs": runs,
+                "needsClient": needs_client,
+                "needsServer": needs_server,
+            }
+        )
+    return choices
+
+
+def notice(n: Notice | None) -> dict[str, str] | None:
+    """A fallback: {mode: the mode now in force, text: why, for the page}."""
+    return {"mode": n.mode, "text": n.text} if n else None
 
 
 def estimate(e: Estimate) -> dict[str, Any]:
@@ -49,19 +84,19 @@ def mode_info(
         "clientAvailable": offload.predictor is not None,
         "serverAvailable": offload.client is not None,
         "serverError": server_error,
-        "notice": offload.notice,
+        "notice": notice(offload.notice),
         **plan_fields(offload.planner.last_plan),
         "weightsSha256": weights_sha,
     }
 
 
-def image_result(result: ImageResult, plan: Plan | None, notice: str | None) -> dict[str, Any]:
+def image_result(result: ImageResult, plan: Plan | None, last: Notice | None) -> dict[str, Any]:
     """What setImage did; plan: auto's plan for this image (None in a fixed mode)."""
     return {
         "mode": result.mode,
         "reason": result.reason,
         **plan_fields(plan),
-        "notice": notice,
+        "notice": notice(last),
         "uploadBytes": result.upload_bytes,
         "downloadBytes": result.download_bytes,
         "serverMs": result.server_seconds * 1000,
@@ -73,7 +108,7 @@ def image_result(result: ImageResult, plan: Plan | None, notice: str | None) -> 
 def prediction_result(
     prediction: Prediction,
     mode: str | None,
-    notice: str | None,
+    last: Notice | None,
     traffic: tuple[float, float, float],
 ) -> dict[str, Any]:
     """A predict's masks (Uint8Array, C*H*W) and low-res logits (Float32Array, K*256*256;
@@ -87,7 +122,7 @@ def prediction_result(
         "lowResMasks": to_js(memoryview(prediction.low_res).cast("f")),
         "lowResShape": [low_res_planes(prediction), LOW_RES, LOW_RES],
         "mode": mode,
-        "notice": notice,
+        "notice": notice(last),
         "uploadBytes": up,
         "downloadBytes": down,
         "serverMs": server_s * 1000,

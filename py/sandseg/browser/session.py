@@ -97,6 +97,10 @@ class Session:
             self.offload.disable_client(client_problem)
         return self.mode_info()
 
+    def mode_choices(self) -> Any:
+        """Every mode, for the page's picker (marshal.mode_choices)."""
+        return marshal.js_object(marshal.mode_choices())
+
     def set_mode(self, mode: str) -> Any:
         self._offload().set_mode(mode)
         return self.mode_info()

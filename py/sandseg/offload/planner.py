@@ -20,9 +20,13 @@ STAGES: tuple[str, ...] = ("patch_embed", "layers.0", "layers.1", "layers.2", "l
 SMALL_REQUEST_BYTES = 16 * 1024
 OBJECTIVES = ("latency", "server")
 
+# The stages a split can cut after (the last one is no split: that is client mode).
+SPLIT_STAGES = STAGES[:-1]
+# Every mode, "auto" first, then the candidates from the most local to the most remote.
+MODES = ("auto", "client", *(f"split:{stage}" for stage in SPLIT_STAGES), "split:image", "server")
+
 _PARTS = ("preprocess", *STAGES, "decode")
-_SPLIT_STAGES = STAGES[:-1]
-_MODES = ("client", *(f"split:{stage}" for stage in _SPLIT_STAGES), "split:image", "server")
+_MODES = MODES[1:]
 _MIN_SECONDS = 1e-6
 
 
@@ -67,7 +71,7 @@ class Sizes:
     mask_bytes: int
 
     def __post_init__(self) -> None:
-        missing = [stage for stage in _SPLIT_STAGES if stage not in self.boundary_bytes]
+        missing = [stage for stage in SPLIT_STAGES if stage not in self.boundary_bytes]
         if missing:
             raise ValueError(f"sizes need the boundary bytes after every split; missing {missing}")
 
@@ -113,6 +117,19 @@ class Plan:
     estimates: list[Estimate]
     objective: str
     reason: str
+
+
+def split_stage(mode: str) -> str | None:
+    """The last encoder stage this device runs in a "split:<stage>" mode; None in any other
+    mode ("split:image" included: the server runs the whole encoder)."""
+    stage = mode.removeprefix("split:")
+    return stage if stage != mode and stage in SPLIT_STAGES else None
+
+
+def needs(mode: str) -> tuple[bool, bool]:
+    """(the model on this device, a server): what choosing `mode` requires. auto works
+    with the server alone; only client mode works without one."""
+    return mode not in ("auto", "server"), mode != "client"
 
 
 def candidate_modes(client_available: bool) -> list[str]:
@@ -309,7 +326,8 @@ def _client_estimate(client: Profile) -> Estimate:
 def _split_estimate(
     mode: str, client: Profile, server: Profile, network: Network, sizes: Sizes
 ) -> Estimate:
-    stage = mode.removeprefix("split:")
+    stage = split_stage(mode)
+    assert stage is not None
     cut = STAGES.index(stage) + 1
     client_s = client.preprocess_seconds + _stages_seconds(client, stop=cut) + client.decode_seconds
     server_s = _stages_seconds(server, start=cut)
@@ -437,8 +455,8 @@ def _least_server(by_latency: list[Estimate], budget_s: float) -> tuple[Estimate
 
 
 def _label(mode: str) -> str:
-    stage = mode.removeprefix("split:")
-    return f"split after {stage}" if stage in _SPLIT_STAGES else mode
+    stage = split_stage(mode)
+    return f"split after {stage}" if stage else mode
 
 
 def _seconds(seconds: float) -> str:

@@ -7,8 +7,9 @@ the rest, the client decodes) and "auto" (the planner picks one of those per ima
 measured client times, the server's profile and the measured network).
 
 Fallbacks: a server that does not answer while a remote mode is in use -> the client does
-the work (when it can) and `notice` says so; a client that cannot run the model (no WebGPU,
-lost device) -> `disable_client(reason)` and everything goes to the server.
+the work (when it can) and `notice` says so (a Notice: the mode now in force, and why); a
+client that cannot run the model (no WebGPU, lost device) -> `disable_client(reason)` and
+everything goes to the server.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ from ..model import probe_image
 from ..predictor import ImageState, InputError, Prediction, Predictor, check_prompts
 from . import messages
 from .client import OffloadClient, OffloadError, ServerUnreachable
-from .planner import STAGES, Planner, Sizes
+from .planner import MODES, SPLIT_STAGES, STAGES, Planner, Sizes, needs, split_stage
 from .wire import MEDIA_TYPE
 
-SPLIT_STAGES = STAGES[:-1]
-MODES = ("auto", "client", "server", "split:image", *(f"split:{s}" for s in SPLIT_STAGES))
 # A safetensors header for one tensor is ~100 bytes; prompts are a few hundred.
 HEADER_BYTES = 128
 PROMPT_BYTES = 512
@@ -47,6 +46,14 @@ class ImageResult:
     # The local encoder's submissions, in order: (block, seconds from submit to done); a
     # block may take several (Device.finish).
     submissions: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A fallback the user should hear about: the mode in force after it, and why."""
+
+    mode: str
+    text: str
 
 
 def check_mode(mode: str) -> str:
@@ -81,7 +88,7 @@ class OffloadSession:
         self.download_dtype = download_dtype
         self.low_res = low_res
         self.mode = "auto" if predictor and client else ("client" if predictor else "server")
-        self.notice: str | None = None
+        self.notice: Notice | None = None
         self.image_mode: str | None = None  # the mode that encoded the current image
         self._stages: list[tuple[str, tuple[int, int, int]]] = []
         self._image: tuple[Any, int, int, int, tuple[bytes, str] | None] | None = None
@@ -107,10 +114,10 @@ class OffloadSession:
             )
 
     def set_mode(self, mode: str) -> None:
-        mode = check_mode(mode)
-        if mode != "server" and mode != "auto" and self.predictor is None:
+        needs_client, needs_server = needs(check_mode(mode))
+        if needs_client and self.predictor is None:
             raise InputError(f"mode {mode!r} needs the model on this device, which cannot run it")
-        if mode != "client" and self.client is None:
+        if needs_server and self.client is None:
             raise InputError(f"mode {mode!r} needs a server; none is configured")
         self.mode = mode
 
@@ -119,7 +126,7 @@ class OffloadSession:
         self.predictor = None
         self.planner.client_available = False
         self.mode = "server"
-        self.notice = f"{reason}: switched to server mode"
+        self.notice = Notice("server", f"{reason}: switched to server mode")
 
     # -- image ----------------------------------------------------------------------------
 
@@ -145,7 +152,7 @@ class OffloadSession:
                 raise
             self._note_fallback(exc)
             result = await self._encode("client")
-            reason = self.notice or ""
+            reason = self.notice.text if self.notice else ""
         result.reason = reason
         self.image_mode = result.mode
         return result
@@ -165,9 +172,13 @@ class OffloadSession:
         is only busy."""
         if isinstance(exc, ServerUnreachable):
             self.mode = "client"
-            self.notice = f"the server did not answer ({exc}): switched to client mode"
+            self.notice = Notice(
+                "client", f"the server did not answer ({exc}): switched to client mode"
+            )
         else:
-            self.notice = f"the server is busy ({exc}): this image ran on this device"
+            self.notice = Notice(
+                self.mode, f"the server is busy ({exc}): this image ran on this device"
+            )
 
     async def _encode(self, mode: str) -> ImageResult:
         assert self._image is not None
@@ -176,8 +187,9 @@ class OffloadSession:
         up, down, server = self._traffic()
         parts: dict[str, float] = {}
         submissions: list[tuple[str, float]] = []
-        if mode in ("client", *(f"split:{s}" for s in SPLIT_STAGES)):
-            stop = len(STAGES) if mode == "client" else STAGES.index(mode[6:]) + 1
+        stage = split_stage(mode)
+        if mode == "client" or stage:
+            stop = STAGES.index(stage) + 1 if stage else len(STAGES)
             await self._encode_locally(pixels, height, width, channels, stop, parts, submissions)
         elif mode == "split:image":
             assert self.client is not None and self.predictor is not None
@@ -336,8 +348,9 @@ class OffloadSession:
         profile = self.planner.server_profile
         if profile is None or mode == "client" or self.client is None or self.client.last_cached:
             return
-        if mode.startswith("split:") and mode != "split:image":
-            first = STAGES.index(mode[6:]) + 1
+        stage = split_stage(mode)
+        if stage:
+            first = STAGES.index(stage) + 1
             expected = sum(profile.stage_seconds[s] for s in STAGES[first:])
         else:
             expected = profile.preprocess_seconds + sum(profile.stage_seconds.values())
