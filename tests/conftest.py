@@ -5,12 +5,25 @@ The GPU tier never skips quietly: with no WebGPU adapter the run fails and says 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 np.seterr(all="raise")
+
+# sandseg's caches (converted weights, exported ONNX graphs) go to a folder of this run, never
+# to the user's ~/.cache; servers the tests start inherit it. Tests that need another one set
+# SANDSEG_HOME themselves.
+_SANDSEG_HOME = os.environ["SANDSEG_HOME"] = tempfile.mkdtemp(prefix="sandseg-test-home-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SANDSEG_HOME, ignore_errors=True)
+
 
 # The reliability report: `requirement` markers and the `evidence` fixture.
 pytest_plugins = ["tests.reliability.plugin"]

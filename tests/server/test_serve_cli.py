@@ -271,8 +271,9 @@ def test_sigterm_drains_a_real_server(tmp_path, bundle, converted_weights) -> No
     env.update(XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", "/tmp"), PYTHONUNBUFFERED="1")
     command = [str(SANDSEG), "serve", "--weights", str(converted_weights)]
     command += ["--bundle", str(bundle), "--port", str(port)]
-    # No queue: a probe predict is refused (503) exactly while a job holds the GPU.
-    command += ["--allow-host", f"proxy.example:{port}", "--queue", "0"]
+    # No queue: a probe predict is refused (503) exactly while a job holds the GPU. On wgpu
+    # (lavapipe) the long request takes seconds, long enough to send SIGTERM in the middle.
+    command += ["--allow-host", f"proxy.example:{port}", "--queue", "0", "--runtime", "wgpu"]
     with np.load(require("picture1_seed1234_encoder_stages.npz")) as data:
         x = data["layers_0"].reshape(128, 128, 128)
     body = messages.encode_tensor("x", x.tobytes(), x.shape, "F32")

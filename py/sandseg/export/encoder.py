@@ -6,25 +6,33 @@ the official code's (1, L, C) tokens, so that LayerNorm and Linear act on the la
 
 from __future__ import annotations
 
+from ..offload.planner import STAGES
 from ..weights.layout import (
     DEPTHS,
     EMBED_DIMS,
+    IMG_SIZE,
     MBCONV_EXPAND_RATIO,
     MLP_RATIO,
     NUM_HEADS,
     PROMPT_EMBED_DIM,
     WINDOW_SIZES,
+    merging_stride,
 )
 from .params import Params
 
-IMG_SIZE = 1024
 LN_EPS = 1e-5
 LN2D_EPS = 1e-6
-# Token grid side of layers.0 .. layers.3 (layers.2 and .3 keep 64: stride-1 merging).
-STAGE_RES = (256, 128, 64, 64)
 
 
-STAGES = ("patch_embed", "layers.0", "layers.1", "layers.2", "layers.3", "neck")
+def _stage_resolutions() -> tuple[int, ...]:
+    """Token grid side entering layers.0 .. layers.3: 256, 128, 64, 64 for MobileSAM."""
+    res = [IMG_SIZE // 4]
+    for out_dim in EMBED_DIMS[1:]:
+        res.append(res[-1] // merging_stride(out_dim))
+    return tuple(res)
+
+
+STAGE_RES = _stage_resolutions()
 
 
 def image_encoder(p: Params, x: str, prefix: str = "image_encoder") -> str:
@@ -91,9 +99,9 @@ def _mbconv(p: Params, prefix: str, x: str, dim: int) -> str:
 
 
 def _patch_merging(p: Params, prefix: str, x: str, dim: int, out_dim: int) -> str:
-    """NCHW in and out; stride 1 for out_dim 320 (and 448, 576), as in the official code."""
+    """NCHW in and out (see merging_stride)."""
     b = p.b
-    stride = 1 if out_dim in (320, 448, 576) else 2
+    stride = merging_stride(out_dim)
     with b.scope(prefix):
         x = b.gelu(_conv_bn(p, f"{prefix}.conv1", x, dim, out_dim))
         x = _conv_bn(p, f"{prefix}.conv2", x, out_dim, out_dim, 3, stride=stride, groups=out_dim)
