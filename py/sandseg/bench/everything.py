@@ -56,6 +56,53 @@ def run_everything_bench(
     h, w = pixels.shape[:2]
     progress(f"adapter: {device.adapter_name}; image {Path(image).name} {w}x{h}")
     predictor.set_image(pixels)
+    rows = _decoder_rates(predictor, (h, w), batch, repeat, progress)
+
+    progress(f"timing the generator at points_per_side {points_per_side}")
+    generator = AutomaticMaskGenerator(predictor, points_per_side=points_per_side, **KEEPING)
+    start = time.perf_counter()
+    masks = asyncio.run(generator.generate_async(pixels))
+    image_s = time.perf_counter() - start
+
+    print(f"{'decoder path':<44} {'prompts/s':>10} {'vs predict':>10}")
+    print("-" * 66)
+    for name, rate in rows:
+        print(f"{name:<44} {rate:>10.2f} {rate / rows[0][1]:>10.2f}")
+    print(
+        f"generator, {points_per_side}x{points_per_side} points, one crop: {image_s:.1f} s "
+        f"per image ({len(masks)} masks kept)"
+    )
+    if json_path:
+        doc = {
+            "adapter": device.adapter_name,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "image": Path(image).name,
+            "repeat": repeat,
+            "prompts": batch,
+            "decoder": [{"path": n, "prompts_per_s": r} for n, r in rows],
+            "generator": {
+                "points_per_side": points_per_side,
+                "seconds_per_image": image_s,
+                "masks": len(masks),
+                "params": KEEPING,
+            },
+        }
+        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        print(f"wrote {json_path}")
+    return 0
+
+
+def _decoder_rates(
+    predictor: Predictor,
+    size: tuple[int, int],
+    batch: int,
+    repeat: int,
+    progress: Callable[[str], None],
+) -> list[tuple[str, float]]:
+    """Decoder prompts per second three ways, on the (H, W) image set in `predictor`."""
+    device = predictor.device
+    assert isinstance(device, NativeDevice)
+    h, w = size
     side = math.ceil(batch**0.5)
     points = [(x * w, y * h) for x, y in build_point_grid(side)][:batch]
 
@@ -85,35 +132,4 @@ def run_everything_bench(
         seconds = median_seconds(fn, repeat, device.wait_idle)
         rows.append((name, len(points) / seconds))
 
-    progress(f"timing the generator at points_per_side {points_per_side}")
-    generator = AutomaticMaskGenerator(predictor, points_per_side=points_per_side, **KEEPING)
-    start = time.perf_counter()
-    masks = asyncio.run(generator.generate_async(pixels))
-    image_s = time.perf_counter() - start
-
-    print(f"{'decoder path':<44} {'prompts/s':>10} {'vs predict':>10}")
-    print("-" * 66)
-    for name, rate in rows:
-        print(f"{name:<44} {rate:>10.2f} {rate / rows[0][1]:>10.2f}")
-    print(
-        f"generator, {points_per_side}x{points_per_side} points, one crop: {image_s:.1f} s "
-        f"per image ({len(masks)} masks kept)"
-    )
-    if json_path:
-        doc = {
-            "adapter": device.adapter_name,
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "image": Path(image).name,
-            "repeat": repeat,
-            "prompts": len(points),
-            "decoder": [{"path": n, "prompts_per_s": r} for n, r in rows],
-            "generator": {
-                "points_per_side": points_per_side,
-                "seconds_per_image": image_s,
-                "masks": len(masks),
-                "params": KEEPING,
-            },
-        }
-        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        print(f"wrote {json_path}")
-    return 0
+    return rows

@@ -67,16 +67,76 @@ def run_model_bench(
     assert isinstance(device, NativeDevice)
     with Image.open(image) as img:
         pixels = np.asarray(img.convert("RGB"))
-    model = predictor.model
     h, w = pixels.shape[:2]
     point = (w / 2, h / 2)
     progress(
         f"adapter: {device.adapter_name}; image {Path(image).name} {w}x{h}; median of {repeat}"
     )
 
-    x, _ = model.preprocess(pixels.tobytes(), h, w, 3)
-    rows = []
-    boundary = x
+    rows, encoder_s, decoder_s, best = _native_rows(predictor, pixels, point, repeat, progress)
+    print(f"{'part':<40} {'median ms':>10} {'GFLOP':>7} {'GFLOP/s':>8}")
+    print("-" * 68)
+    for name, seconds, gflop in rows:
+        print(f"{name:<40} {seconds * 1e3:>10.1f} {gflop:>7.1f} {gflop / seconds:>8.2f}")
+    print(f"best matmul kernel in this run: {best:.2f} GFLOP/s")
+
+    runtimes = None
+    if ONNXRUNTIME in available_runtimes():
+        from .runtimes import runtimes_side_by_side
+
+        runtimes = runtimes_side_by_side(weights, pixels, point, repeat, progress)
+
+    browser, onnx_doc = _other_sides(
+        predictor,
+        weights,
+        image,
+        pixels,
+        point,
+        (encoder_s, decoder_s),
+        repeat,
+        progress,
+        browser_bundle=browser_bundle,
+        onnx=onnx,
+        onnx_repeat=onnx_repeat,
+        cache=cache,
+        ort_web_tarball=ort_web_tarball,
+    )
+    if json_path:
+        doc = {
+            "adapter": device.adapter_name,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "image": Path(image).name,
+            "repeat": repeat,
+            "rows": [{"part": n, "ms": s * 1e3, "gflop": g, "gflops": g / s} for n, s, g in rows],
+            "best_matmul_gflops": best,
+            "encoder_ms": encoder_s * 1e3,
+            "decoder_ms": decoder_s * 1e3,
+            "browser": browser,
+            "onnx": onnx_doc,
+            "runtimes": runtimes,
+        }
+        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        print(f"wrote {json_path}")
+    return 0
+
+
+Row = tuple[str, float, float]  # part, median seconds, GFLOP
+
+
+def _native_rows(
+    predictor: Predictor,
+    pixels: np.ndarray,
+    point: tuple[float, float],
+    repeat: int,
+    progress: Callable[[str], None],
+) -> tuple[list[Row], float, float, float]:
+    """Each encoder stage, the whole encoder and the decoder on the WGSL kernels, and the
+    best matmul's GFLOP/s for the ceiling: (rows, encoder s, decoder s, matmul GFLOP/s)."""
+    model, device = predictor.model, predictor.device
+    assert isinstance(device, NativeDevice)
+    h, w = pixels.shape[:2]
+    boundary, _ = model.preprocess(pixels.tobytes(), h, w, 3)
+    rows: list[Row] = []
     for i, stage in enumerate(model.image_encoder.stages):
         progress(f"timing stage {stage.name}")
         entering = boundary
@@ -102,19 +162,28 @@ def run_model_bench(
         case.work / median_seconds(case.run_gpu, repeat, device.wait_idle) / 1e9
         for case in matmul_cases(device, rng)[:3]
     )
+    return rows, encoder_s, decoder_s, best
 
-    print(f"{'part':<40} {'median ms':>10} {'GFLOP':>7} {'GFLOP/s':>8}")
-    print("-" * 68)
-    for name, seconds, gflop in rows:
-        print(f"{name:<40} {seconds * 1e3:>10.1f} {gflop:>7.1f} {gflop / seconds:>8.2f}")
-    print(f"best matmul kernel in this run: {best:.2f} GFLOP/s")
 
-    runtimes = None
-    if ONNXRUNTIME in available_runtimes():
-        from .runtimes import runtimes_side_by_side
-
-        runtimes = runtimes_side_by_side(weights, pixels, point, repeat, progress)
-
+def _other_sides(
+    predictor: Predictor,
+    weights: str,
+    image: str,
+    pixels: np.ndarray,
+    point: tuple[float, float],
+    native_s: tuple[float, float],
+    repeat: int,
+    progress: Callable[[str], None],
+    *,
+    browser_bundle: str | None,
+    onnx: bool,
+    onnx_repeat: int,
+    cache: Path,
+    ort_web_tarball: Path | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The optional comparisons: onnxruntime on the ONNX export natively (`onnx`), the page in
+    chromium (`browser_bundle`) and onnxruntime-web there (both): (browser, onnx) documents."""
+    encoder_s, decoder_s = native_s
     models, ort_run = None, None
     if onnx:
         from .onnx_side import exported_models, ort_cpu_side_by_side
@@ -150,23 +219,10 @@ def run_model_bench(
     onnx_doc = None
     if models is not None and ort_run is not None:
         onnx_doc = _onnx_side_by_side(models, encoder_s, decoder_s, ort_run, browser, ort_web)
-    if json_path:
-        doc = {
-            "adapter": device.adapter_name,
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "image": Path(image).name,
-            "repeat": repeat,
-            "rows": [{"part": n, "ms": s * 1e3, "gflop": g, "gflops": g / s} for n, s, g in rows],
-            "best_matmul_gflops": best,
-            "encoder_ms": encoder_s * 1e3,
-            "decoder_ms": decoder_s * 1e3,
-            "browser": browser,
-            "onnx": onnx_doc,
-            "runtimes": runtimes,
-        }
-        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        print(f"wrote {json_path}")
-    return 0
+    onnx_doc = None
+    if models is not None and ort_run is not None:
+        onnx_doc = _onnx_side_by_side(models, encoder_s, decoder_s, ort_run, browser, ort_web)
+    return browser, onnx_doc
 
 
 __all__ = ["run_model_bench"]
