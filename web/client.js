@@ -7,6 +7,7 @@
 //   await client.setImage(fileOrUrlOrBitmap);         // -> {width, height, encoderMs, backend}
 //   await client.predict({points: [[x, y]], labels: [1], box: null, maskInput: null,
 //                         multimask: true});          // coordinates in original-image pixels
+//   (maskInput "previous": the best mask of the last predict that was not a `preview: true`)
 //   await client.setMode("split:layers.1");           // or auto, client, server, split:image
 //
 // Test bundles (build.py --test-hooks) append testing/client.js: methods that provoke
@@ -240,13 +241,15 @@ export class SandsegClient extends EventTarget {
   }
 
   /** Masks for a prompt: {masks, shape, iouPredictions, lowResMasks, decoderMs, backend}
-   * plus masksBase64 and lowResMasksBase64. */
+   * plus masksBase64 and lowResMasksBase64. `preview: true` (hover previews): the result does
+   * not become the "previous" mask that a later maskInput "previous" refines. */
   async predict(options = {}) {
     const { points = null, labels = null, box = null, maskInput = null } = options;
     const prompt = { points, labels, box, maskInput, multimask: options.multimask ?? true };
+    const preview = Boolean(options.preview);
     try {
       await this._ready;
-      const result = withBase64(await this._request({ type: "predict", ...prompt }));
+      const result = withBase64(await this._request({ type: "predict", ...prompt, preview }));
       this.timings.decoderMs = result.decoderMs;
       this.lastResult = result;
       this._noticed(result);

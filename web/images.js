@@ -65,7 +65,7 @@ export async function openImage(blob, name, { keepError = false } = {}) {
     stageImage: "encoding",
     progress: { stage: "encoding", fraction: null, message: "Running the image encoder…" },
     ...{ encoding: true, encoded: false, imageInfo: null, encoderMs: null, decoderMs: null },
-    ...{ prompts: [], result: null, preview: null, workerHasCommit: false },
+    ...{ prompts: [], result: null, preview: null },
   });
   try {
     const info = await client.encode(decoded);

@@ -1,6 +1,8 @@
 // The prediction queue: one predict at a time. A wanted commit (click, box, undo) goes first,
 // then at most one hover preview for the latest cursor position, throttled to
 // HOVER_INTERVAL_MS. Coordinates sent to predict are original-image pixels, as in SamPredictor.
+// Previews are sent with `preview: true`: the worker keeps the last committed result as the
+// "previous" mask, so refining uses the mask on screen (state.result) and nothing here tracks it.
 import { bestIndex, latestBox } from "./canvas.js";
 import { getClient } from "./client.js";
 import { messageOf } from "./dom.js";
@@ -87,7 +89,7 @@ function buildRequest(refine) {
   const points = state.prompts.filter((p) => p.kind === "point");
   const box = latestBox(state.prompts);
   if (!points.length && !box) return null;
-  const useMask = refine && state.refine && state.workerHasCommit && state.result;
+  const useMask = refine && state.refine && state.result;
   return {
     points: points.map((p) => [p.x, p.y]),
     labels: points.map((p) => p.label),
@@ -104,10 +106,9 @@ async function commitPredict(refine) {
     update({ result: null });
     return;
   }
-  update({ activity: "Decoding…", workerHasCommit: false });
+  update({ activity: "Decoding…" });
   const result = await client.predict(request);
   if (token !== state.image?.token) return;
-  update({ workerHasCommit: true });
   // Cleared while the model ran: nothing left to show this result for.
   if (!state.prompts.length) return;
   update({
@@ -121,13 +122,13 @@ async function commitPredict(refine) {
 
 async function hoverPredict([x, y]) {
   const token = state.image.token;
-  update({ workerHasCommit: false });
   const result = await client.predict({
     points: [[x, y]],
     labels: [1],
     box: null,
     maskInput: null,
     multimask: state.multimask,
+    preview: true,
   });
   if (token !== state.image?.token || state.prompts.length || !queue.pointerInside) return;
   update({ preview: result, decoderMs: result.decoderMs ?? state.decoderMs });

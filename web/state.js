@@ -26,8 +26,6 @@ export const state = {
   selected: 0,
   preview: null, // the hover predict result
   committed: 0,
-  // The worker's "previous" mask comes from a committed predict on this image (not a hover).
-  workerHasCommit: false,
   encoderMs: null,
   decoderMs: null,
   busy: false, // a prediction is running

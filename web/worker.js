@@ -227,7 +227,7 @@ async function predict(message) {
   };
   progress("decoding", null, "decoding the prompt");
   const t0 = performance.now();
-  const out = await session.predict(JSON.stringify(prompt));
+  const out = await session.predict(JSON.stringify(prompt), !message.preview);
   const result = {
     masks: out.masks,
     shape: out.shape,

@@ -59,8 +59,12 @@ def assert_masks_match(got: np.ndarray, want: np.ndarray, what: str) -> None:
         assert iou >= 0.999, f"{what} mask {c}: IoU {iou:.6f} < 0.999"
 
 
-def predict(page: Any, prompt: str, multimask: bool, mask_input: str | None = None) -> dict:
+def predict(
+    page: Any, prompt: str, multimask: bool, mask_input: str | None = None, preview: bool = False
+) -> dict:
     options = {**PROMPTS[prompt], "maskInput": mask_input, "multimask": multimask}
+    if preview:
+        options["preview"] = True
     return dict(page.evaluate(TIMED_CALL, ["predict", options]))
 
 
@@ -137,10 +141,12 @@ def test_conformance(app_page, picture1, reference, prompt: str, tag: str) -> No
 
 def test_refine_with_previous_mask(app_page, picture1, reference, weights_file) -> None:
     """maskInput "previous" feeds back the best mask's low-res logits, as SamPredictor's
-    mask_input; the native decoder on the reference embeddings agrees."""
+    mask_input; the native decoder on the reference embeddings agrees. A preview (the page's
+    hover) in between is not kept: "previous" stays the last committed prediction."""
     from sandseg import Predictor
 
     first = predict(app_page, "center_point", multimask=True)
+    predict(app_page, "center_box", multimask=True, preview=True)
     refined = predict(app_page, "center_point", multimask=True, mask_input="previous")
     best = int(np.argmax(first["iouPredictions"]))
 

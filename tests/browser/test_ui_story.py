@@ -174,7 +174,9 @@ def test_ui_story(open_app: Any, tmp_path: Path) -> None:
     diff = np.abs(cutout[..., :3].astype(int) - original)[selected]
     assert diff.size == 0 or (diff.mean() < 1.0 and diff.max() <= 8), (diff.mean(), diff.max())
 
-    # Negative points (shift+click and right click) and a box drag, each a new prediction.
+    # Negative points (shift+click and right click) and a box drag, each a new prediction,
+    # refined with the previous mask: the worker keeps the last click's, never a preview's.
+    page.check("#refine-toggle")
     page.keyboard.down("Shift")
     page.mouse.click(*to_page(page, GOLDEN_DOG))
     page.keyboard.up("Shift")

@@ -129,12 +129,14 @@ class Session:
         plan = offload.planner.last_plan if offload.mode == "auto" else None
         return marshal.js_object(marshal.image_result(result, plan, offload.notice))
 
-    async def predict(self, prompt_json: str) -> Any:
+    async def predict(self, prompt_json: str, keep: bool = True) -> Any:
         """prompt: {"points": [[x, y], ...] | null, "labels": [1, 0, ...] | null,
         "box": [x0, y0, x1, y1] | null, "maskInput": "previous" | null, "multimask": bool}
-        in original-image pixels. Returns {masks: Uint8Array (C*H*W), shape: [C, H, W],
-        iouPredictions, lowResMasks: Float32Array (K*256*256), lowResShape: [K, 256, 256],
-        mode}; K = C, except in server mode where only the best mask's logits travel."""
+        in original-image pixels; "previous" is the best mask of the last prediction made with
+        keep (the page's hover previews are not). Returns {masks: Uint8Array (C*H*W), shape:
+        [C, H, W], iouPredictions, lowResMasks: Float32Array (K*256*256), lowResShape:
+        [K, 256, 256], mode}; K = C, except in server mode where only the best mask's logits
+        travel."""
         prompt = json.loads(prompt_json)
         mask_input = prompt.get("maskInput")
         if mask_input not in (None, "previous"):
@@ -150,7 +152,8 @@ class Session:
             replay=self._replay,
         )
         up, down, server_s = (a - b for a, b in zip(self._traffic(), before, strict=True))
-        self._previous = _best_low_res(prediction)
+        if keep:
+            self._previous = _best_low_res(prediction)
         result = marshal.prediction_result(
             prediction, offload.image_mode, offload.notice, (up, down, server_s)
         )
