@@ -67,7 +67,6 @@ def test_the_bounds_are_am1s(evidence):
         f"generator: points_per_side <= {MAX_POINTS_PER_SIDE}, crop_n_layers <= "
         f"{MAX_CROP_LAYERS}, {len(BAD)} bad parameter sets refused before GPU work",
     )
-    evidence.gap("AM-1", "no deadline and no server route (422) yet: issue 15's server part")
 
 
 @pytest.mark.requirement("AM-1")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import math
 import os
 import tempfile
 import time
@@ -22,6 +20,7 @@ from ..commands import Progress, Subparsers
 from ..predictor import InputError, Predictor, check_image_size
 from ..weights import WeightsError
 from . import rle
+from .document import coco_document, to_json
 from .generator import AutomaticMaskGenerator
 from .params import MAX_CROP_LAYERS, MAX_POINTS_PER_SIDE, GeneratorParams
 
@@ -81,11 +80,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             image, lambda done, total: progress(f"batch {done}/{total} of prompts decoded")
         )
     )
-    document = {
-        "image": {"file_name": Path(args.image).name, "height": height, "width": width},
-        "annotations": [_json_safe(r) for r in records],
-    }
-    _write_atomically(out, json.dumps(document, allow_nan=False).encode())
+    document = coco_document(records, Path(args.image).name, height, width)
+    _write_atomically(out, to_json(document))
     if args.overlay:
         _save_overlay(Path(args.overlay), image, records)
         progress(f"wrote {args.overlay}")
@@ -104,13 +100,6 @@ def _read_image(path: str) -> Any:
         raise InputError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from None
-
-
-def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
-    """A stability score of 0/0 (an empty mask, kept only with no stability threshold) is
-    NaN, which JSON cannot hold: null instead."""
-    score = record["stability_score"]
-    return {**record, "stability_score": None if math.isnan(score) else score}
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

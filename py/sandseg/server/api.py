@@ -1,5 +1,6 @@
 """The offload API (/api/v1): describe the model, run a suffix of the encoder, encode images
-once (cached by sha256), decode prompts against a cached image. OpenAPI: /api/v1/openapi.json.
+once (cached by sha256), decode prompts against a cached image, segment everything in a cached
+image. OpenAPI: /api/v1/openapi.json.
 
 Every compute route goes through the same path: check the media type (415), read the body
 under a size cap and a deadline (413, 408), parse it against the route's signature (422),
@@ -23,10 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ..amg.document import coco_document, to_json
 from ..offload import messages
 from ..offload.wire import MEDIA_TYPE, WireError, wire_dtype
 from ..predictor import MAX_IMAGE_PIXELS, InputError, Prediction
-from .engine import DECODE, PREPROCESS, Cancelled, EncodedImage, Engine
+from .engine import DECODE, PREPROCESS, Cancelled, EncodedImage, Engine, SourceImage
+from .everything import MAX_BODY_BYTES as EVERYTHING_BODY_BYTES
+from .everything import parse_parameters
 from .http_errors import ApiError
 from .images import IMAGE_TYPES, PIXELS_TYPE, decode_upload
 from .lifecycle import Readiness
@@ -92,6 +96,7 @@ class OffloadApi:
             Route("/images", self.upload_image, methods=["POST"]),
             Route("/images/embeddings", self.image_embeddings, methods=["POST"]),
             Route("/images/{sha}/predict", self.predict, methods=["POST"]),
+            Route("/images/{sha}/everything", self.everything, methods=["POST"]),
         ]
         return [
             # Mounted, so that a wrong method on an API route is 405, not the static files' 404.
@@ -241,6 +246,39 @@ class OffloadApi:
             return _binary(packed, timing, {"Content-Encoding": "gzip"})
         return _binary(out, timing)
 
+    async def everything(self, request: Request) -> Response:
+        """Generator parameters (JSON) -> every mask of a cached image, as `sandseg everything`
+        writes them (COCO RLE); parameters are checked before any GPU work (AM-1)."""
+        deadline = Deadline(self.settings.deadline_s)
+        sha = request.path_params["sha"]
+        require_content_type(request, ("application/json",))
+        await self._admit(request)
+        cap = min(self.settings.max_body_bytes, EVERYTHING_BODY_BYTES)
+        body = await read_body(request, cap, self.settings.body_timeout_s)
+        options = _parsed(lambda: parse_parameters(body))
+        if self.engine.predictor is None:
+            raise ApiError(
+                503,
+                "segment everything runs on the wgpu model, which this server did not load "
+                "(--runtime onnxruntime): start it with --runtime wgpu or auto",
+            )
+        state = self.engine.cached(sha)
+        if state is None or state.source is None:
+            raise ApiError(
+                404, "that image is not in the server's cache: upload it again (POST /images)"
+            )
+        records: list[dict[str, object]]
+        records, timing = await self._compute(
+            request, deadline, lambda cancel: self.engine.everything(state, options, cancel)
+        )
+        h, w = state.info.original
+        out = await asyncio.to_thread(lambda: to_json(coco_document(records, sha, h, w)))
+        headers = {"Server-Timing": timing}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            out = await asyncio.to_thread(gzip.compress, out, 6)
+            headers["Content-Encoding"] = "gzip"
+        return Response(out, media_type="application/json", headers=headers)
+
     # -- the shared path ------------------------------------------------------------------
 
     async def _body(self, request: Request, types: tuple[str, ...]) -> bytes:
@@ -275,7 +313,8 @@ class OffloadApi:
             if state is None:
                 # Decoded here only if it left the cache since the check above.
                 pixels = image if image is not None else decode_upload(body, media_type)
-                state = self.engine.embed_image(key, pixels, cancel)
+                source = SourceImage(body, media_type)
+                state = self.engine.embed_image(key, pixels, cancel, source)
             embeddings = self.engine.embeddings(state) if with_embeddings else None
             return Upload(state, embeddings, cached)
 

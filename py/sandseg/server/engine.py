@@ -3,7 +3,8 @@
 Routes call `await engine.run(job, cancel)`; the job runs on the GPU thread. Encoder work
 checks `cancel` after every stage (and, on wgpu, every block; waiting for the GPU first), so
 the work of a client that went away or ran out of time stops at the next boundary (FT-2, LD-2).
-Encoded images' embeddings stay in a bounded LRU keyed by the sha256 of the uploaded bytes.
+Encoded images' embeddings stay in a bounded LRU keyed by the sha256 of the uploaded bytes,
+with the upload itself (`SourceImage`: what segment-everything decodes again for its crops).
 
 Every part (pre-processing, each encoder stage, the decoder) runs on a runtime (`wgpu` or
 `onnxruntime`, sandseg.runtime); `auto` measures every available runtime per part at start-up
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..gpu import get_device
+from ..gpu import Tensor, get_device
 from ..gpu.native import NativeDevice
 from ..model import ImageInfo
 from ..model.tiny_vit import IMG_SIZE
@@ -32,6 +33,9 @@ from ..runtime import ONNXRUNTIME, WGPU, Runtime, available_runtimes
 
 T = TypeVar("T")
 DEFAULT_CACHE_IMAGES = 16
+# The cache's bytes (embeddings, 4 MiB an image, and the uploads kept for `everything`) are
+# bounded too: beyond this the oldest images go, the newest always stays.
+DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 
 
 class Cancelled(Exception):
@@ -58,14 +62,25 @@ class ServerProfile:
 RUNTIME_CHOICES = ("auto", WGPU, ONNXRUNTIME)
 PREPROCESS = "preprocess"
 DECODE = "decode"
+EVERYTHING = "everything"
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """An upload as it came: its bytes and media type (decoded again by `everything`)."""
+
+    data: bytes
+    media_type: str
 
 
 @dataclass(frozen=True)
 class EncodedImage:
-    """An encoded image: its (64, 64, 256) channels-last float32 embeddings and sizes."""
+    """An encoded image: its (64, 64, 256) channels-last float32 embeddings and sizes, and
+    the upload it came from (None when encoded from pixels in-process)."""
 
     embeddings: bytes
     info: ImageInfo
+    source: SourceImage | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ class Engine:
         self,
         weights: Path,
         cache_images: int = DEFAULT_CACHE_IMAGES,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         runtime: str = WGPU,
         onnx_cache: Path | None = None,
         progress: Callable[[str], None] | None = None,
@@ -102,6 +118,7 @@ class Engine:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sandseg-gpu")
         self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
         self._cache_images = cache_images
+        self._cache_bytes = cache_bytes
         self._lock = threading.Lock()
         # The WGSL model only where wgpu runs: --runtime onnxruntime needs no GPU adapter.
         self.predictor: Predictor | None = None
@@ -145,18 +162,24 @@ class Engine:
         """Encoder stages [start, end) on the boundary tensor entering `start` -> embeddings."""
         return self._encode(x_f32, start, self._stage_done(cancel))
 
-    def embed_image(self, key: str, image: Any, cancel: threading.Event) -> EncodedImage:
-        """Encode `image` (H, W, C uint8, any buffer) once; later calls with `key` hit the cache."""
+    def embed_image(
+        self, key: str, image: Any, cancel: threading.Event, source: SourceImage | None = None
+    ) -> EncodedImage:
+        """Encode `image` (H, W, C uint8, any buffer) once; later calls with `key` hit the cache.
+        `source`: the upload `image` was decoded from, kept with the embeddings (counted by the
+        same LRU) for `everything`."""
         cached = self.cached(key)
         if cached is not None:
             return cached
         checkpoint = self._stage_done(cancel)
         x, info = self.runtimes[self.plan.parts[PREPROCESS]].preprocess(image)
         checkpoint(PREPROCESS)
-        state = EncodedImage(self._encode(x, 0, checkpoint), info)
+        state = EncodedImage(self._encode(x, 0, checkpoint), info, source)
         with self._lock:
             self._cache[key] = state
-            while len(self._cache) > self._cache_images:
+            while len(self._cache) > self._cache_images or (
+                len(self._cache) > 1 and _total_bytes(self._cache) > self._cache_bytes
+            ):
                 self._cache.popitem(last=False)
         return state
 
@@ -165,6 +188,27 @@ class Engine:
 
     def predict(self, state: EncodedImage, prompt: dict[str, Any]) -> Prediction:
         return self.runtimes[self.plan.parts[DECODE]].decode(state.embeddings, state.info, **prompt)
+
+    def everything(
+        self, state: EncodedImage, options: dict[str, Any], cancel: threading.Event
+    ) -> list[dict[str, Any]]:
+        """The automatic mask generator (`options`: its checked keyword arguments) on a cached
+        upload, on the wgpu model: records with COCO RLE segmentations. The whole image's
+        embeddings are the cached ones; crops are encoded. Once `cancel` is set the work
+        stops at the next prompt, encoder block or batch (raising Cancelled)."""
+        from ..amg.generator import AutomaticMaskGenerator
+        from .images import decode_upload
+
+        if self.predictor is None or state.source is None:
+            raise InputError("segment everything needs the wgpu model and the uploaded image")
+        checkpoint = self._stage_done(cancel)
+        checkpoint(EVERYTHING)
+        image = decode_upload(state.source.data, state.source.media_type)
+        predictor = _UploadPredictor(self.predictor, state, checkpoint)
+        generator = AutomaticMaskGenerator(predictor, output_mode="coco_rle", **options)
+        return asyncio.run(
+            generator.generate_async(image, lambda done, total: checkpoint(EVERYTHING))
+        )
 
     def _encode(self, x: bytes, start: int, checkpoint: Callable[[str], None]) -> bytes:
         """Stages [start, end), each consecutive run of stages on one runtime in one call."""
@@ -278,6 +322,51 @@ class Engine:
             self.device.wait_idle()
         if cancel.is_set():
             raise Cancelled(stage)
+
+
+class _UploadPredictor(Predictor):
+    """The wgpu predictor as the mask generator drives it for a cached upload: the whole
+    image's embeddings come from the cache (the upload encoded it), crop encodes stop at
+    block boundaries, and every prompt first passes `checkpoint` (which waits for the GPU,
+    then raises Cancelled if the job was cancelled). Its own image state; the model shared."""
+
+    def __init__(
+        self, predictor: Predictor, state: EncodedImage, checkpoint: Callable[[str], None]
+    ) -> None:
+        super().__init__(predictor.model)
+        self._state = state
+        self._checkpoint = checkpoint
+
+    async def set_image_async(
+        self,
+        image: Any,
+        image_format: str = "RGB",
+        *,
+        after_stage: Callable[[str], None] | None = None,
+        between_blocks: Callable[[str], None] | None = None,
+    ) -> None:
+        self._checkpoint(EVERYTHING)
+        original = self._state.info.original
+        # A crop of the image's own size is the image (crops are clipped to it).
+        if tuple((memoryview(image).shape or ())[:2]) == original:
+            self.set_image_embedding(self._state.embeddings, original)
+            return
+        await super().set_image_async(
+            image, image_format, after_stage=self._checkpoint, between_blocks=self._checkpoint
+        )
+
+    def record_prediction(
+        self, point_coords: Any, point_labels: Any, multimask_output: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        self._checkpoint(EVERYTHING)
+        return super().record_prediction(point_coords, point_labels, multimask_output)
+
+
+def _total_bytes(cache: OrderedDict[str, EncodedImage]) -> int:
+    return sum(
+        len(state.embeddings) + (len(state.source.data) if state.source else 0)
+        for state in cache.values()
+    )
 
 
 def _part_seconds(profile: ServerProfile, part: str) -> float:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .everything import body_schema
+
 SAFETENSORS = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 IMAGE_BODY = {
     **{
@@ -70,6 +72,46 @@ MODEL_PROPERTIES: dict[str, Any] = {
             "decoder": _RUNTIME,
             "reason": {"type": "string"},
             "measured": {"type": "object"},
+        },
+    },
+}
+
+
+_XYWH = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}
+EVERYTHING_DOCUMENT: dict[str, Any] = {
+    "image": {
+        "type": "object",
+        "description": "file_name is the image's sha256 (the server keeps no file name)",
+        "properties": {
+            "file_name": {"type": "string"},
+            "height": {"type": "integer"},
+            "width": {"type": "integer"},
+        },
+    },
+    "annotations": {
+        "type": "array",
+        "description": "one per mask, in the generator's order (as `sandseg everything`)",
+        "items": {
+            "type": "object",
+            "properties": {
+                "segmentation": {
+                    "type": "object",
+                    "description": "COCO compressed RLE (pycocotools.mask.decode reads it)",
+                    "properties": {
+                        "size": {"type": "array", "items": {"type": "integer"}},
+                        "counts": {"type": "string"},
+                    },
+                },
+                "area": {"type": "integer"},
+                "bbox": {**_XYWH, "description": "XYWH, image pixels"},
+                "predicted_iou": {"type": "number"},
+                "point_coords": {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "number"}},
+                },
+                "stability_score": {"type": ["number", "null"]},
+                "crop_box": {**_XYWH, "description": "XYWH, image pixels"},
+            },
         },
     },
 }
@@ -187,6 +229,27 @@ def openapi_document(stage_names: list[str]) -> dict[str, Any]:
                         'safetensors: "masks" (C, H, W) uint8, "iou_predictions" (C,) float32, '
                         '"low_res_masks" (K, 256, 256) float32'
                     ),
+                    **_errors(404, 422),
+                },
+            }
+        },
+        "/api/v1/images/{sha}/everything": {
+            "post": {
+                "summary": (
+                    "Segment everything in a cached image: the automatic mask generator, "
+                    "COCO-style JSON as `sandseg everything` writes it (gzip when accepted)"
+                ),
+                "parameters": [sha_param],
+                "requestBody": {
+                    "required": True,
+                    "description": (
+                        "the generator's parameters, each optional (the official defaults); "
+                        "at most 64 points per side and 2 crop layers (AM-1)"
+                    ),
+                    "content": {"application/json": {"schema": body_schema()}},
+                },
+                "responses": {
+                    "200": _json("the masks", EVERYTHING_DOCUMENT),
                     **_errors(404, 422),
                 },
             }
