@@ -719,8 +719,10 @@ def test_an_upload_is_encoded_once(client, uploaded, reference) -> None:
     )
     assert again.status_code == 200
     assert again.json() == {**uploaded.first, "cached": True}
-    assert server_timing(again)["compute"] < 50, again.headers["server-timing"]
+    # A hit answers from the cache (its header says so); the time only rules out an encode,
+    # which takes seconds on lavapipe: 50 ms was missed under load (197 ms measured).
     assert 'cache;desc="hit"' in again.headers["server-timing"]
+    assert server_timing(again)["compute"] < 1000, again.headers["server-timing"]
 
 
 def test_image_embeddings_are_the_official_ones(client, uploaded, reference) -> None:
