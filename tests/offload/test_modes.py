@@ -119,7 +119,8 @@ def test_the_server_never_encodes_the_same_image_twice(session, reference) -> No
     session.set_mode("server")
     first, _, _ = run(session, reference["image_rgb"], "center_point")
     again, _, _ = run(session, reference["image_rgb"], "center_point")
-    assert again.server_seconds < 0.05, f"re-encoded: {again.server_seconds:.2f} s on the server"
+    # An encode takes seconds on lavapipe; a cache hit took up to 0.2 s on a busy machine.
+    assert again.server_seconds < 1.0, f"re-encoded: {again.server_seconds:.2f} s on the server"
     assert again.upload_bytes == first.upload_bytes
 
 
