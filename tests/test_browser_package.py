@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +48,7 @@ def worker_py(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
         monkeypatch.setitem(sys.modules, name, module)
     for name in _browser_modules():
         monkeypatch.delitem(sys.modules, name)
-    names = ("session", "marshal", "recovery", "weights", "fetch", "testing")
+    names = ("session", "marshal", "prompt", "recovery", "weights", "fetch", "testing")
     yield SimpleNamespace(**{n: importlib.import_module(f"sandseg.browser.{n}") for n in names})
     for name in _browser_modules():
         del sys.modules[name]
@@ -86,6 +87,7 @@ def test_a_prediction_crosses_with_the_documented_fields(worker_py: Any) -> None
         "iouPredictions": [0.2, 0.9, 0.5],
         "lowResMasks": memoryview(prediction.low_res).cast("f"),
         "lowResShape": [3, LOW_RES, LOW_RES],
+        "backend": "client",
         "mode": "client",
         "notice": None,
         "uploadBytes": 10.0,
@@ -107,6 +109,7 @@ def test_an_image_result_and_the_plan(worker_py: Any) -> None:
     plan = Plan(estimate, [estimate], "latency", "client: fastest")
     result = ImageResult("client", "auto: client", 1.0, 5, 7, 0.25, {"neck": 0.5}, [("neck", 0.1)])
     assert worker_py.marshal.image_result(result, plan, Notice("auto", "a notice")) == {
+        "backend": "client",
         "mode": "client",
         "reason": "auto: client",
         "plan": "client: fastest",
@@ -151,3 +154,26 @@ def test_a_notice_says_which_mode_is_in_force(worker_py: Any) -> None:
     notice = Notice("server", "the GPU device was lost twice: switched to server mode")
     assert worker_py.marshal.notice(notice) == {"mode": "server", "text": notice.text}
     assert worker_py.marshal.notice(None) is None
+
+
+def test_a_prompt_is_read_once_from_the_js_object(worker_py: Any) -> None:
+    from sandseg.predictor import InputError
+
+    Prompt, jsnull = worker_py.prompt.Prompt, sys.modules["pyodide.ffi"].jsnull
+
+    class JsObject:  # a JsProxy of a plain object: to_py() gives a dict
+        def to_py(self) -> dict[str, Any]:
+            return {"points": [[1, 2]], "labels": [1], "box": jsnull, "maskInput": "previous"}
+
+    assert Prompt.from_js(JsObject()) == Prompt([[1, 2]], [1], None, "previous", True, False)
+    assert Prompt.from_js({"points": [], "labels": [], "multimask": False, "preview": True}) == (
+        Prompt(multimask=False, preview=True)
+    )
+    for bad, words in (
+        ({"maskInput": "next"}, 'maskInput must be "previous" or null'),
+        ({"point": [[1, 2]]}, "unknown prompt fields ['point']"),
+        ({"box": "0 0 1 1"}, "box must be a list or null"),
+        ([[1, 2]], "a prompt is an object"),
+    ):
+        with pytest.raises(InputError, match=re.escape(words)):
+            Prompt.from_js(bad)

@@ -6,12 +6,22 @@
 //   client.addEventListener("ready", (e) => ...);     // also "progress", "error"
 //   await client.setImage(fileOrUrlOrBitmap);         // -> {width, height, encoderMs, backend}
 //   await client.predict({points: [[x, y]], labels: [1], box: null, maskInput: null,
-//                         multimask: true});          // coordinates in original-image pixels
-//   (maskInput "previous": the best mask of the last predict that was not a `preview: true`)
+//                         multimask: true});          // -> a prediction
 //   await client.setMode("split:layers.1");           // or auto, client, server, split:image
+//
+// A prompt: {points: [[x, y], ...], labels: [1 | 0, ...], box: [x0, y0, x1, y1], maskInput:
+// "previous" | null, multimask, preview}, in original-image pixels; absent fields are null
+// (multimask true, preview false). Python checks it (sandseg.browser.prompt). maskInput
+// "previous": the best mask of the last prediction that was not a preview (`preview: true`,
+// as the page's hover previews are). A prediction: {masks: Uint8Array C*H*W, shape: [C, H, W],
+// iouPredictions, lowResMasks: Float32Array K*256*256, lowResShape: [K, 256, 256], backend and
+// mode (the same: the mode that produced it), notice, uploadBytes, downloadBytes, serverMs,
+// decoderMs, wasmBytes} plus masksBase64 and lowResMasksBase64 (computed on first use);
+// K = C, except in server mode, where only the best mask's logits travel.
 //
 // Test bundles (build.py --test-hooks) append testing/client.js: methods that provoke
 // failures on purpose. The production bundle has none.
+import { decodeImage } from "./decode.js";
 
 // PY-3: a request that gets no sign of life from the worker for this long means the worker is
 // stuck (its thread blocked: the worker beats every HEARTBEAT_MS while its event loop turns,
@@ -19,9 +29,6 @@
 // a new one started.
 const STUCK_MS = 30_000;
 const WATCHDOG_MS = 1_000;
-
-// Decode pixel values as stored (PIL ignores colour profiles too), oriented as displayed.
-const DECODE_OPTIONS = { colorSpaceConversion: "none", imageOrientation: "from-image" };
 
 function toBase64(bytes) {
   if (typeof bytes.toBase64 === "function") return bytes.toBase64();
@@ -45,68 +52,6 @@ function withBase64(result) {
   lazy("masksBase64", () => toBase64(result.masks));
   lazy("lowResMasksBase64", () => toBase64(littleEndianBytes(result.lowResMasks)));
   return result;
-}
-
-// An image's size from its header, without decoding its pixels (an <img> decodes lazily):
-// a 20000 x 20000 PNG is refused at once instead of after seconds and gigabytes.
-async function headerSize(blob) {
-  const url = URL.createObjectURL(blob);
-  try {
-    const img = new Image();
-    await new Promise((resolve, reject) => {
-      img.onload = resolve;
-      img.onerror = reject;
-      img.src = url;
-    });
-    return { width: img.naturalWidth, height: img.naturalHeight };
-  } catch {
-    return null; // createImageBitmap says why
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-}
-
-function checkSize({ width, height }, maxPixels) {
-  if (width * height > maxPixels) {
-    const mp = (n) => (n / 1e6).toFixed(1);
-    throw new Error(
-      `the image is ${width} x ${height} pixels (${mp(width * height)} MP); the browser ` +
-        `runtime takes at most ${mp(maxPixels)} MP: downscale it first`,
-    );
-  }
-}
-
-// -> {bitmap, file, fileType}: the decoded picture, and the file's own bytes when there is a
-// file (uploaded instead of the pixels when the server encodes the image: much smaller).
-async function decodeImage(source, maxPixels) {
-  if (source instanceof ImageBitmap) {
-    checkSize(source, maxPixels);
-    return { bitmap: await createImageBitmap(source), file: null, fileType: "" };
-  }
-  let blob = source;
-  let name = source?.name ?? "the file";
-  if (typeof source === "string" || source instanceof URL) {
-    name = String(source);
-    const response = await fetch(source);
-    if (!response.ok) throw new Error(`could not load ${name} (HTTP ${response.status})`);
-    blob = await response.blob();
-  }
-  if (!(blob instanceof Blob)) {
-    throw new Error("setImage takes a URL, a File or Blob, or an ImageBitmap");
-  }
-  if (blob.size === 0) throw new Error(`${name} is empty (0 bytes)`);
-  const size = await headerSize(blob);
-  if (size) checkSize(size, maxPixels);
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(blob, DECODE_OPTIONS);
-  } catch (err) {
-    throw new Error(
-      `could not read ${name} as an image: it is not a picture this browser can decode, ` +
-        `or it is corrupt (${err.message})`,
-    );
-  }
-  return { bitmap, file: await blob.arrayBuffer(), fileType: blob.type };
 }
 
 // The API token for a server bound beyond loopback: given to the page as #token=... (the
@@ -240,16 +185,14 @@ export class SandsegClient extends EventTarget {
     return result;
   }
 
-  /** Masks for a prompt: {masks, shape, iouPredictions, lowResMasks, decoderMs, backend}
-   * plus masksBase64 and lowResMasksBase64. `preview: true` (hover previews): the result does
-   * not become the "previous" mask that a later maskInput "previous" refines. */
+  /** A prediction (above) for a prompt (above): its fields, absent ones null. */
   async predict(options = {}) {
     const { points = null, labels = null, box = null, maskInput = null } = options;
-    const prompt = { points, labels, box, maskInput, multimask: options.multimask ?? true };
-    const preview = Boolean(options.preview);
+    const { multimask = true, preview = false } = options;
+    const prompt = { points, labels, box, maskInput, multimask, preview };
     try {
       await this._ready;
-      const result = withBase64(await this._request({ type: "predict", ...prompt, preview }));
+      const result = withBase64(await this._request({ type: "predict", prompt }));
       this.timings.decoderMs = result.decoderMs;
       this.lastResult = result;
       this._noticed(result);

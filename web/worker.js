@@ -210,39 +210,20 @@ async function setImage({ bitmap, file = null, fileType = "" }) {
     const bytes = file ? new Uint8Array(file) : null;
     const out = await session.set_image(pixels, width, height, bytes, fileType);
     const encoderMs = performance.now() - t0;
-    const result = { width, height, encoderMs, backend: out.mode, ...plain(out) };
+    const result = { width, height, encoderMs, ...plain(out) };
     return { type: "result", result };
   } finally {
     bitmap.close();
   }
 }
 
-async function predict(message) {
-  const prompt = {
-    points: message.points ?? null,
-    labels: message.labels ?? null,
-    box: message.box ?? null,
-    maskInput: message.maskInput ?? null,
-    multimask: message.multimask ?? true,
-  };
+// The prompt as client.js built it, forwarded as it is: Python reads and checks it
+// (sandseg.browser.prompt) and returns the prediction's fields (client.js lists them).
+async function predict({ prompt }) {
   progress("decoding", null, "decoding the prompt");
   const t0 = performance.now();
-  const out = await session.predict(JSON.stringify(prompt), !message.preview);
-  const result = {
-    masks: out.masks,
-    shape: out.shape,
-    iouPredictions: out.iouPredictions,
-    lowResMasks: out.lowResMasks,
-    lowResShape: out.lowResShape,
-    decoderMs: performance.now() - t0,
-    backend: out.mode,
-    mode: out.mode,
-    notice: out.notice,
-    uploadBytes: out.uploadBytes,
-    downloadBytes: out.downloadBytes,
-    serverMs: out.serverMs,
-    wasmBytes: wasmBytes(),
-  };
+  const out = plain(await session.predict(prompt));
+  const result = { ...out, decoderMs: performance.now() - t0, wasmBytes: wasmBytes() };
   return { type: "result", result, transfer: [out.masks.buffer, out.lowResMasks.buffer] };
 }
 

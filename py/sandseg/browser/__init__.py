@@ -1,6 +1,7 @@
 """The Python half of the page's worker (web/worker.js), on Pyodide.
 
     session.py   Session: the device, the model and the offload session of one worker
+    prompt.py    Prompt: a predict's prompt, read from the JS object and checked once
     weights.py   a safetensors file read from JS memory, one tensor at a time
     recovery.py  the local model and what happens when its GPU device is lost (GP-1)
     marshal.py   results as plain JS objects

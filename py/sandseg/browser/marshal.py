@@ -93,7 +93,7 @@ def mode_info(
 def image_result(result: ImageResult, plan: Plan | None, last: Notice | None) -> dict[str, Any]:
     """What setImage did; plan: auto's plan for this image (None in a fixed mode)."""
     return {
-        "mode": result.mode,
+        **produced_by(result.mode),
         "reason": result.reason,
         **plan_fields(plan),
         "notice": notice(last),
@@ -121,12 +121,18 @@ def prediction_result(
         "iouPredictions": prediction.iou,
         "lowResMasks": to_js(memoryview(prediction.low_res).cast("f")),
         "lowResShape": [low_res_planes(prediction), LOW_RES, LOW_RES],
-        "mode": mode,
+        **produced_by(mode),
         "notice": notice(last),
         "uploadBytes": up,
         "downloadBytes": down,
         "serverMs": server_s * 1000,
     }
+
+
+def produced_by(mode: str | None) -> dict[str, str | None]:
+    """The mode that produced a result, under both of the names the page's results have
+    always had (`backend` and `mode`, the same value)."""
+    return {"backend": mode, "mode": mode}
 
 
 def low_res_planes(prediction: Prediction) -> int:

@@ -3,13 +3,12 @@ the offload session that decides where each image is encoded and each prompt dec
 
 The worker (JavaScript) verifies and fetches the files, decodes images and measures time;
 this module does everything else. Arguments come from JavaScript: the weights and the pixels
-as JS typed arrays (read without a copy of the whole file), prompts as JSON. Results go back
-as plain JS objects holding typed arrays (marshal.py).
+as JS typed arrays (read without a copy of the whole file), prompts as JS objects
+(prompt.Prompt). Results go back as plain JS objects holding typed arrays (marshal.py).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .. import ops
@@ -19,6 +18,7 @@ from ..offload.session import ImageResult, OffloadSession
 from ..predictor import LOW_RES, MAX_IMAGE_PIXELS, InputError, Prediction, check_image_size
 from . import marshal
 from .fetch import FetchTransport
+from .prompt import Prompt
 from .recovery import LocalModel, recovering
 
 # Image files the server decodes; others travel as pixels.
@@ -129,30 +129,23 @@ class Session:
         plan = offload.planner.last_plan if offload.mode == "auto" else None
         return marshal.js_object(marshal.image_result(result, plan, offload.notice))
 
-    async def predict(self, prompt_json: str, keep: bool = True) -> Any:
-        """prompt: {"points": [[x, y], ...] | null, "labels": [1, 0, ...] | null,
-        "box": [x0, y0, x1, y1] | null, "maskInput": "previous" | null, "multimask": bool}
-        in original-image pixels; "previous" is the best mask of the last prediction made with
-        keep (the page's hover previews are not). Returns {masks: Uint8Array (C*H*W), shape:
-        [C, H, W], iouPredictions, lowResMasks: Float32Array (K*256*256), lowResShape:
-        [K, 256, 256], mode}; K = C, except in server mode where only the best mask's logits
-        travel."""
-        prompt = json.loads(prompt_json)
-        mask_input = prompt.get("maskInput")
-        if mask_input not in (None, "previous"):
-            raise InputError(f'maskInput must be "previous" or null, got {mask_input!r}')
-        if mask_input == "previous" and self._previous is None:
+    async def predict(self, js_prompt: Any) -> Any:
+        """js_prompt: {points, labels, box, maskInput, multimask, preview} (prompt.Prompt);
+        maskInput "previous" is the best mask of the last prediction that was not a preview.
+        Returns marshal.prediction_result's fields."""
+        prompt = Prompt.from_js(js_prompt)
+        if prompt.mask_input == "previous" and self._previous is None:
             raise InputError('maskInput "previous" needs an earlier prediction on this image')
         before = self._traffic()
         offload = self._offload()
         prediction = await recovering(
-            lambda: self._decode(prompt, mask_input is not None),
+            lambda: self._decode(prompt),
             self.local,
             offload,
             replay=self._replay,
         )
         up, down, server_s = (a - b for a, b in zip(self._traffic(), before, strict=True))
-        if keep:
+        if not prompt.preview:
             self._previous = _best_low_res(prediction)
         result = marshal.prediction_result(
             prediction, offload.image_mode, offload.notice, (up, down, server_s)
@@ -191,18 +184,18 @@ class Session:
         else:
             await self._encode()
 
-    async def _decode(self, prompt: dict[str, Any], refine: bool) -> Prediction:
+    async def _decode(self, prompt: Prompt) -> Prediction:
         offload = self._offload()
         if offload.image_mode is None:
             raise InputError("no image is set: call setImage first")
-        points, labels = prompt.get("points") or None, prompt.get("labels") or None
+        refine = prompt.mask_input is not None
         mask = memoryview(self._previous or b"").cast("f") if refine else None
         return await offload.predict(
-            point_coords=points,
-            point_labels=labels,
-            box=prompt.get("box"),
+            point_coords=prompt.points,
+            point_labels=prompt.labels,
+            box=prompt.box,
             mask_input=mask,
-            multimask_output=bool(prompt.get("multimask", True)),
+            multimask_output=prompt.multimask,
         )
 
 
