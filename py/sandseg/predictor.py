@@ -47,6 +47,11 @@ class Prediction:
         # The default repr would format megabytes of mask bytes (asyncio does ask for it).
         return f"Prediction(shape={self.shape}, iou={self.iou})"
 
+    @property
+    def best(self) -> int:
+        """The index of the mask with the highest predicted IoU (the first on a tie)."""
+        return max(range(len(self.iou)), key=self.iou.__getitem__)
+
     def as_arrays(self) -> tuple[Any, Any, Any]:
         """Native edge: (masks (C, H, W) bool, or float32 logits when they were read back;
         iou (C,) float32; low-res logits (K, 256, 256) float32) as numpy arrays."""
@@ -150,9 +155,7 @@ class Predictor:
         info = self._info
         coords, labels = _prompt_points(point_coords, point_labels, box, info)
         mask = _mask_input(self.device, mask_input)
-        low_res, iou, _ = self.model.decode(
-            self._embeddings, coords, labels, mask, multimask_output
-        )
+        low_res, iou = self.model.decode(self._embeddings, coords, labels, mask, multimask_output)
         logits = self.model.postprocess(low_res, info)
         packed = threshold(logits, 0.0)
         count = low_res.shape[0]
@@ -174,9 +177,7 @@ class Predictor:
         if self._embeddings is None or self._info is None:
             raise InputError("no image is set: call set_image(image) before predict()")
         coords, labels = _prompt_points(point_coords, point_labels, None, self._info)
-        low_res, iou, _ = self.model.decode(
-            self._embeddings, coords, labels, None, multimask_output
-        )
+        low_res, iou = self.model.decode(self._embeddings, coords, labels, None, multimask_output)
         return self.model.postprocess(low_res, self._info), iou, low_res
 
     async def get_image_embedding_async(self) -> bytes:

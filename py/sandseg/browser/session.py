@@ -71,7 +71,7 @@ class Session:
             embeddings = model.encode(x)
             mask = device.empty((LOW_RES, LOW_RES, 1))
             for mask_input in (None, mask):
-                low_res, _, _ = model.decode(embeddings, [(1.0, 1.0)], [1], mask_input, True)
+                low_res, _ = model.decode(embeddings, [(1.0, 1.0)], [1], mask_input, True)
                 ops.threshold(model.postprocess(low_res, info), 0.0)
         await device.finish()
 
@@ -202,6 +202,5 @@ class Session:
 def _best_low_res(prediction: Prediction) -> bytes:
     """The best-scoring mask's low-res logits (the only plane when just one travelled)."""
     plane = LOW_RES * LOW_RES * 4
-    best = max(range(len(prediction.iou)), key=prediction.iou.__getitem__)
-    kept = best if marshal.low_res_planes(prediction) == len(prediction.iou) else 0
+    kept = prediction.best if marshal.low_res_planes(prediction) == len(prediction.iou) else 0
     return prediction.low_res[kept * plane : (kept + 1) * plane]

@@ -75,8 +75,8 @@ class MobileSAM:
         labels: list[int],
         mask_input: Tensor | None,
         multimask: bool,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """-> (low-res logits (C, 256, 256), iou (1, C), sparse embeddings (T, 256))."""
+    ) -> tuple[Tensor, Tensor]:
+        """-> (low-res logits (C, 256, 256), iou (1, C))."""
         sparse = self.prompt_encoder.sparse(coords_1024, labels)
         dense = self.prompt_encoder.dense(mask_input)
         image = embeddings.reshape(EMBED_GRID * EMBED_GRID, embeddings.shape[-1])
@@ -88,7 +88,7 @@ class MobileSAM:
         )
         iou_sel = self.device.empty((1, count))
         self.device.copy(iou, iou_sel, src_start=first, count=count)
-        return low_res, iou_sel, sparse
+        return low_res, iou_sel
 
     def postprocess(self, low_res: Tensor, info: ImageInfo) -> Tensor:
         """(C, 256, 256) logits -> (C, H, W) logits at the original size."""

@@ -156,7 +156,7 @@ def encode_prediction(prediction: Prediction, low_res: str) -> bytes:
     if low_res == "all":
         kept, planes = prediction.low_res, count
     elif low_res == "best":
-        best = max(range(count), key=prediction.iou.__getitem__)
+        best = prediction.best
         kept, planes = prediction.low_res[best * plane : (best + 1) * plane], 1
     else:
         kept, planes = b"", 0
