@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from sandseg.server.api import ApiSettings
+from sandseg.server.app import create_app
 from sandseg.server.engine import Cancelled
 
 
@@ -18,6 +21,29 @@ def bundle(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bundle")
     (root / "index.html").write_text("<!doctype html><title>sandseg</title>")
     return root
+
+
+@pytest.fixture(scope="module")
+def make_client(bundle, converted_weights, offload_engine):
+    """TestClient of the real app on the session's engine, with the given settings."""
+
+    def make(settings: ApiSettings | None = None, **kwargs: Any) -> TestClient:
+        app = create_app(
+            bundle,
+            converted_weights,
+            hosts={"testserver"},
+            engine=offload_engine,
+            settings=settings or ApiSettings(),
+            **kwargs,
+        )
+        return TestClient(app, raise_server_exceptions=False)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def client(make_client) -> TestClient:
+    return make_client()
 
 
 def record_jobs(

@@ -28,7 +28,6 @@ from starlette.testclient import TestClient
 from sandseg.gpu import GPUError
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
-from sandseg.server.app import create_app
 from sandseg.server.lifecycle import Readiness
 from sandseg.weights import HostTensor, dump_safetensors, manifest_path
 from tests.conftest import CONFORMANCE, require
@@ -56,29 +55,6 @@ LEAKS = (
 
 
 # -- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def make_client(bundle, converted_weights, offload_engine):
-    """TestClient of the real app on the session's engine, with the given settings."""
-
-    def make(settings: ApiSettings | None = None, **kwargs: Any) -> TestClient:
-        app = create_app(
-            bundle,
-            converted_weights,
-            hosts={"testserver"},
-            engine=offload_engine,
-            settings=settings or ApiSettings(),
-            **kwargs,
-        )
-        return TestClient(app, raise_server_exceptions=False)
-
-    return make
-
-
-@pytest.fixture(scope="module")
-def client(make_client) -> TestClient:
-    return make_client()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from sandseg.server.api import ApiSettings
-from sandseg.server.app import create_app
 from tests.amg import coco
 from tests.amg.conformance import assert_conforms
 from tests.amg.conftest import load_case
@@ -33,26 +32,6 @@ def everything(client: TestClient, sha: str, params: Any, gzip: bool = False) ->
     headers = {**JSON, "Accept-Encoding": "gzip" if gzip else "identity"}
     body = params if isinstance(params, bytes) else json.dumps(params).encode()
     return client.post(f"/api/v1/images/{sha}/everything", content=body, headers=headers)
-
-
-@pytest.fixture(scope="module")
-def make_client(bundle, converted_weights, offload_engine):
-    def make(settings: ApiSettings | None = None) -> TestClient:
-        app = create_app(
-            bundle,
-            converted_weights,
-            hosts={"testserver"},
-            engine=offload_engine,
-            settings=settings or ApiSettings(),
-        )
-        return TestClient(app, raise_server_exceptions=False)
-
-    return make
-
-
-@pytest.fixture(scope="module")
-def client(make_client) -> TestClient:
-    return make_client()
 
 
 @pytest.fixture(scope="module")
