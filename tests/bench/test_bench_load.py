@@ -217,6 +217,20 @@ def test_quick_load_run_against_a_real_server(
     evidence("LD-3", "; ".join(verdicts))
     if LONG:  # the real LD-3 run: every verdict must hold
         assert all(c["passed"] for c in doc["checks"]), doc["checks"]
+    else:
+        # The quick form sustains seconds, not LD-3's 10 minutes: it cannot show the
+        # requirement, so it reads GAP, with the verdicts it missed (a busy machine misses
+        # p99 <= 3x the unloaded p50 by far: 14x was measured beside other test runs).
+        missed = [
+            f"{c['route']} {c['check']} {c['measured']} (limit {c['limit']})"
+            for c in doc["checks"]
+            if c["requirement"] == "LD-3" and not c["passed"]
+        ]
+        evidence.gap(
+            "LD-3",
+            "quick form: a short sustained run, not 10 minutes (python -m tests.reliability "
+            f"--long runs it); {'missed: ' + '; '.join(missed) if missed else 'no verdict missed'}",
+        )
     memory = doc["memory"]
     assert memory["start_mib"] > 0 and memory["end_mib"] > 0 and memory["peak_mib"] > 0
     assert memory["growth_mib"] == pytest.approx(memory["end_mib"] - memory["start_mib"])
