@@ -25,6 +25,9 @@ class WgpuRuntime:
         assert isinstance(predictor.device, NativeDevice)
         self.device: NativeDevice = predictor.device
         self.detail = f"wgpu-py on {self.device.adapter_name}"
+        # The embeddings on the GPU now: clicks on one image upload its 4 MiB once, not per
+        # click. Held by reference, so `is` cannot match a new image's bytes.
+        self._current: tuple[bytes, ImageInfo] | None = None
         stages = self.model.image_encoder.stages
         self._inputs = [(IMG_SIZE, IMG_SIZE, 3), *(s.output_shape for s in stages)]
 
@@ -52,7 +55,10 @@ class WgpuRuntime:
         mask_input: Any = None,
         multimask_output: bool = True,
     ) -> Prediction:
-        self.predictor.set_image_embedding(embeddings, info.original)
+        current = self._current
+        if current is None or current[0] is not embeddings or current[1] != info:
+            self.predictor.set_image_embedding(embeddings, info.original)
+            self._current = (embeddings, info)
         return asyncio.run(
             self.predictor.predict_async(
                 point_coords, point_labels, box, mask_input, multimask_output
