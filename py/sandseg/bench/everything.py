@@ -27,6 +27,7 @@ from ..amg.grids import build_point_grid
 from ..gpu.native import NativeDevice
 from ..predictor import Predictor
 from .kernels import median_seconds
+from .model import load_bench_inputs
 
 # Conformance config A's thresholds: random weights give logits of about +-0.1.
 KEEPING: dict[str, Any] = {
@@ -46,13 +47,8 @@ def run_everything_bench(
     json_path: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> int:
-    from PIL import Image
 
-    predictor = Predictor.from_weights(weights)
-    device = predictor.device
-    assert isinstance(device, NativeDevice)
-    with Image.open(image) as img:
-        pixels = np.asarray(img.convert("RGB"))
+    predictor, device, pixels = load_bench_inputs(weights, image)
     h, w = pixels.shape[:2]
     progress(f"adapter: {device.adapter_name}; image {Path(image).name} {w}x{h}")
     predictor.set_image(pixels)

@@ -55,18 +55,13 @@ def run_model_bench(
     onnx_repeat: int = 1,
     cache: Path = Path(".cache"),
 ) -> int:
-    from PIL import Image
 
     ort_web_tarball = None
     if onnx and browser_bundle is not None:
         from .ort_web import fetch_ort_web
 
         ort_web_tarball = fetch_ort_web(cache, progress)  # fail before minutes of timing
-    predictor = Predictor.from_weights(weights)
-    device = predictor.device
-    assert isinstance(device, NativeDevice)
-    with Image.open(image) as img:
-        pixels = np.asarray(img.convert("RGB"))
+    predictor, device, pixels = load_bench_inputs(weights, image)
     h, w = pixels.shape[:2]
     point = (w / 2, h / 2)
     progress(
@@ -118,6 +113,18 @@ def run_model_bench(
         Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
         print(f"wrote {json_path}")
     return 0
+
+
+def load_bench_inputs(weights: str, image: str) -> tuple[Predictor, NativeDevice, np.ndarray]:
+    """The model on the native device and the photo as (H, W, 3) uint8 RGB."""
+    from PIL import Image
+
+    predictor = Predictor.from_weights(weights)
+    device = predictor.device
+    assert isinstance(device, NativeDevice)
+    with Image.open(image) as img:
+        pixels = np.asarray(img.convert("RGB"))
+    return predictor, device, pixels
 
 
 Row = tuple[str, float, float]  # part, median seconds, GFLOP
