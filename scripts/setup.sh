@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Set up a development environment on a fresh Debian machine: system packages that are missing
 # (Mesa's lavapipe Vulkan driver, so WebGPU runs without a GPU natively; Chromium, whose
-# SwiftShader runs WebGPU in the browser tests), a Python >= 3.12 virtual environment in .venv,
-# and the package with its test and dev tools. Node.js/npm must be present (build.py fetches
-# Pyodide from the npm registry). Safe to run again.
+# SwiftShader runs WebGPU in the browser tests; redis-server, the shared embedding cache of
+# `sandseg serve --ray --cache redis://`, whose tests start their own on loopback), a Python
+# >= 3.12 virtual environment in .venv, and the package with its test and dev tools (Ray Serve
+# and the redis client come with them: the `scale` extra). Node.js/npm must be present
+# (build.py fetches Pyodide from the npm registry). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in mesa-vulkan-drivers libvulkan1 chromium; do
+for pkg in mesa-vulkan-drivers libvulkan1 chromium redis-server; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
