@@ -218,6 +218,14 @@ export class SandsegClient extends EventTarget {
     }
   }
 
+  /** sandseg.browser.annotations in the worker (no GPU work; failures are the caller's to
+   * show): op "coco" (request, segmentation) -> JSON text, "labelPng" (request) -> PNG bytes,
+   * "importCoco" (text, width, height, fileName) -> [{name, mask}]; web/annotations.js. */
+  async annotations(op, ...args) {
+    await this._ready;
+    return this._request({ type: "annotations", op, args });
+  }
+
   // A fallback happened (server gone, GPU lost, server busy): the notice's mode is the one in
   // force now. The result keeps the notice's text, as the automation surface documents.
   _noticed(result) {

@@ -231,6 +231,16 @@ async function setMode({ mode }) {
   return { type: "result", result: plain(session.set_mode(mode)) };
 }
 
+// The page's objects in and out of COCO JSON and label PNGs (sandseg.browser.annotations;
+// no GPU work): "coco" -> JSON text, "labelPng" -> PNG bytes, "importCoco" -> [{name, mask}].
+const ANNOTATIONS = { coco: "coco_json", labelPng: "label_image", importCoco: "import_coco" };
+
+async function annotations({ op, args }) {
+  if (!(op in ANNOTATIONS)) throw new Error(`unknown annotations request ${JSON.stringify(op)}`);
+  const python = pyodide.pyimport("sandseg.browser.annotations");
+  return { type: "result", result: plain(python[ANNOTATIONS[op]](...args)) };
+}
+
 // Python dicts arrive as JS objects already; this copes with a proxy too.
 function plain(value) {
   return value?.toJs ? value.toJs({ dict_converter: Object.fromEntries }) : value;
@@ -238,7 +248,7 @@ function plain(value) {
 
 // Test bundles (build.py --test-hooks) append testing/worker.js, which adds requests that
 // provoke failures on purpose. The production bundle has none.
-const HANDLERS = { init, setImage, predict, setMode };
+const HANDLERS = { init, setImage, predict, setMode, annotations };
 
 // Python errors carry a traceback: the page shows the last line, without the module path.
 function describe(err) {
