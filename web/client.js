@@ -30,7 +30,7 @@ import { decodeImage } from "./decode.js";
 const STUCK_MS = 30_000;
 const WATCHDOG_MS = 1_000;
 
-function toBase64(bytes) {
+export function toBase64(bytes) {
   if (typeof bytes.toBase64 === "function") return bytes.toBase64();
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -56,7 +56,7 @@ function withBase64(result) {
 
 // The API token for a server bound beyond loopback: given to the page as #token=... (the
 // fragment never leaves the browser).
-function tokenFromUrl() {
+export function tokenFromUrl() {
   const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   return match ? decodeURIComponent(match[1]) : null;
 }
