@@ -24,6 +24,7 @@ from .headers import SecurityHeaders
 from .http_errors import ApiError
 from .lifecycle import Readiness
 from .limits import ClientGone
+from .onnx_route import OnnxGraphs
 
 log = logging.getLogger("sandseg.server")
 # Routes under /api/ that a token does not guard: probes and the public description.
@@ -82,6 +83,9 @@ def create_app(
         Route("/api/config", config, methods=["GET"]),
         Route("/weights/{sha}.safetensors", weights_file, methods=["GET"]),
     ]
+    if engine is not None and weights is not None:
+        # Before the API's mount, which answers every other /api/v1 path.
+        routes.append(OnnxGraphs(weights, onnx_root()).route())
     if engine is not None:
         api = OffloadApi(engine, weights_sha or "", settings or ApiSettings(), readiness)
         routes += api.routes()
@@ -95,6 +99,13 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     guarded = TokenGuard(app, token, public_paths=PUBLIC_API_PATHS)
     return SecurityHeaders(HostOriginGuard(guarded, hosts))
+
+
+def onnx_root() -> Path:
+    """Where the ONNX stage graphs are exported (shared with the onnxruntime runtime)."""
+    from .serve_cli import sandseg_home
+
+    return sandseg_home() / "onnx"
 
 
 # Error bodies are JSON with a message in words, never a traceback or a path (SV-4).

@@ -18,9 +18,10 @@ CONTENT_TYPES = {
     ".whl": "application/zip",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
-# Paths whose content never changes under the same URL: Pyodide's pinned files, our wheel
-# (versioned, hash-pinned in the lock file) and weights addressed by their sha256.
-IMMUTABLE_PREFIXES = ("/pyodide/", "/weights/")
+# Paths whose content never changes under the same URL: Pyodide's and onnxruntime-web's pinned
+# files, our wheel (versioned, hash-pinned in the lock file) and weights addressed by their
+# sha256. The worker checks a file, then its loader fetches it again: from the HTTP cache.
+IMMUTABLE_PREFIXES = ("/pyodide/", "/ort/", "/weights/")
 
 
 class SecurityHeaders:

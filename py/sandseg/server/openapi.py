@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .everything import body_schema
+from .onnx_route import GRAPHS as ONNX_GRAPHS
 
 SAFETENSORS = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 IMAGE_BODY = {
@@ -251,6 +252,36 @@ def openapi_document(stage_names: list[str]) -> dict[str, Any]:
                 "responses": {
                     "200": _json("the masks", EVERYTHING_DOCUMENT),
                     **_errors(404, 422),
+                },
+            }
+        },
+        "/api/v1/onnx/{graph}": {
+            "get": {
+                "summary": (
+                    "One ONNX graph of the served weights (an encoder stage or the decoder, "
+                    "channels-last boundaries; sandseg.export.stages), for the browser's WASM "
+                    "runtime; X-Sandseg-Sha256 is the body's sha256"
+                ),
+                "parameters": [
+                    {
+                        "name": "graph",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(ONNX_GRAPHS)},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the ONNX model",
+                        "headers": {
+                            "X-Sandseg-Sha256": {
+                                "description": "sha256 of the body, hex",
+                                "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            }
+                        },
+                        "content": SAFETENSORS,
+                    },
+                    **_errors(404, 503),
                 },
             }
         },
