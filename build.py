@@ -7,8 +7,13 @@ What goes in (every file pinned by sha256 in bundle.json, WB-2):
     pyodide/pyodide.asm.wasm python_stdlib.zip     pinned version whose integrity is checked
     pyodide/sandseg-<version>-py3-none-any.whl     our pure-Python wheel, shaders inside
     pyodide/pyodide-lock.json                      Pyodide's lock file with our wheel added
+    ort/ort.wasm.min.mjs ort-wasm-simd-threaded.*  onnxruntime-web's WASM backend only, from
+                                                   the npm package at a pinned version whose
+                                                   integrity is checked (the worker loads it
+                                                   only for the wasm runtime, RT-2)
     samples/*.jpg                                  ../shared/images, when that folder exists
-    bundle.json                                    {"pyodide_version", "wheel", "files"}
+    bundle.json                                    {"pyodide_version", "ort_version", "wheel",
+                                                   "files"}
 
 `--test-hooks` builds a test bundle for the browser tests: each web/testing/NAME.js is appended
 to NAME.js (client.js and worker.js gain requests that provoke failures on purpose: a lost GPU
@@ -35,6 +40,9 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "py"))
+from sandseg.bench.npm import ORT_WEB_VERSION, NpmFetchError, fetch_ort_web  # noqa: E402
+
 PYODIDE_VERSION = "314.0.7"
 # `npm view pyodide@314.0.7 dist.integrity`: the registry's sha512 of the tarball.
 PYODIDE_INTEGRITY = (
@@ -48,6 +56,9 @@ PYODIDE_FILES = (
     "python_stdlib.zip",
     "pyodide-lock.json",
 )
+# onnxruntime-web's WASM backend (CPU): the module, its Emscripten glue and the binary, from
+# package/dist/. Nothing of its WebGPU/WebGL builds ships.
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 WEB_SUFFIXES = (".html", ".js", ".css")
 # 1980-01-01, the earliest time a zip file can record: wheel builds become reproducible.
 SOURCE_DATE_EPOCH = "315532800"
@@ -114,6 +125,22 @@ def extract_pyodide(tarball: Path, dest: Path) -> None:
                 raise BuildError(f"the pyodide tarball has no file {name}")
             (dest / name).write_bytes(member.read())
     log(f"extracted {', '.join(PYODIDE_FILES)}")
+
+
+def copy_ort(cache: Path, dest: Path) -> None:
+    """onnxruntime-web's WASM files into dest/ort/, from the integrity-checked tarball."""
+    try:
+        tarball = fetch_ort_web(cache, log)
+    except NpmFetchError as exc:
+        raise BuildError(str(exc)) from exc
+    dest.mkdir()
+    with tarfile.open(tarball, "r:gz") as tar:
+        for name in ORT_FILES:
+            member = tar.extractfile(f"package/dist/{name}")
+            if member is None:
+                raise BuildError(f"the onnxruntime-web tarball has no dist/{name}")
+            (dest / name).write_bytes(member.read())
+    log(f"onnxruntime-web@{ORT_WEB_VERSION}: copied {', '.join(ORT_FILES)}")
 
 
 def build_wheel(dest: Path) -> Path:
@@ -200,7 +227,12 @@ def write_manifest(dest: Path, wheel: Path) -> None:
         for p in sorted(dest.rglob("*"))
         if p.is_file()
     }
-    manifest = {"pyodide_version": PYODIDE_VERSION, "wheel": wheel.name, "files": files}
+    manifest = {
+        "pyodide_version": PYODIDE_VERSION,
+        "ort_version": ORT_WEB_VERSION,
+        "wheel": wheel.name,
+        "files": files,
+    }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     (dest / "bundle.json").write_text(text)
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -230,6 +262,7 @@ def build(out: Path, cache: Path, test_hooks: bool = False) -> None:
                 shutil.copyfile(upstream / name, pyodide_dir / name)
             wheel = build_wheel(pyodide_dir)
             add_wheel_to_lock(upstream / "pyodide-lock.json", wheel)
+        copy_ort(cache, staging / "ort")
         copy_web(staging, test_hooks)
         copy_samples(staging)
         write_manifest(staging, wheel)
@@ -245,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "web" / "dist", help="output folder")
     parser.add_argument(
-        "--cache", type=Path, default=ROOT / ".cache", help="download cache (npm tarball)"
+        "--cache", type=Path, default=ROOT / ".cache", help="download cache (npm tarballs)"
     )
     parser.add_argument(
         "--test-hooks",

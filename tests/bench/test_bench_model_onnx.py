@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from sandseg.bench.onnx_side import exported_models, ort_cpu_side_by_side
-from sandseg.bench.ort_web import (
+from sandseg.bench.npm import (
     ORT_WEB_INTEGRITY,
     ORT_WEB_VERSION,
     NpmFetchError,
     fetch_ort_web,
     npm_integrity,
-    serve_folder,
     verify_integrity,
 )
+from sandseg.bench.ort_web import serve_folder
 
 
 @pytest.mark.slow

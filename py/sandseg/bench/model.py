@@ -58,7 +58,7 @@ def run_model_bench(
 
     ort_web_tarball = None
     if onnx and browser_bundle is not None:
-        from .ort_web import fetch_ort_web
+        from .npm import fetch_ort_web
 
         ort_web_tarball = fetch_ort_web(cache, progress)  # fail before minutes of timing
     predictor, device, pixels = load_bench_inputs(weights, image)

@@ -1,21 +1,17 @@
 """onnxruntime-web's WebGPU execution provider on the package's ONNX export, in chromium.
 
-The npm package `onnxruntime-web` at a pinned version is fetched once with `npm pack` into
-`.cache/onnxruntime-web/` (git-ignored) and its integrity checked against the registry's on
-every use, as build.py does for Pyodide. Each run writes a temporary folder with the three
-files the WebGPU build needs, the page (index.html + ort_web_bench.mjs as bench.mjs), the
-.onnx files and the inputs as raw float32, serves it on 127.0.0.1 (a secure context, which
-WebGPU needs) and drives it in the browser the caller already has open.
+The npm package `onnxruntime-web` comes from bench/npm.py (pinned, integrity-checked). Each
+run writes a temporary folder with the three files the WebGPU build needs, the page
+(index.html + ort_web_bench.mjs as bench.mjs), the .onnx files and the inputs as raw
+float32, serves it on 127.0.0.1 (a secure context, which WebGPU needs) and drives it in the
+browser the caller already has open.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.server
 import shutil
 import statistics
-import subprocess
 import tarfile
 import tempfile
 import threading
@@ -24,14 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .npm import NpmFetchError
 from .onnx_side import OnnxModels, OrtCpuRun
 
-ORT_WEB_VERSION = "1.30.0"
-# `npm view onnxruntime-web@1.30.0 dist.integrity`: the registry's sha512 of the tarball.
-ORT_WEB_INTEGRITY = (
-    "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRMDs1SigqR4CXAfKYQ"
-    "=="
-)
 # The WebGPU build (the C++ WebGPU EP, asyncify) and the wasm it loads, from package/dist/.
 ORT_WEB_FILES = (
     "ort.webgpu.min.mjs",
@@ -61,56 +52,6 @@ START_CALL = """([name, arg]) => {
 }"""
 # A check, not a tolerance tuned to pass: float32 on another backend, same graph.
 AGREEMENT_REL_L2 = 1e-3
-
-
-class NpmFetchError(OSError):
-    """The npm tarball could not be fetched or is not the pinned release."""
-
-
-def npm_integrity(path: Path) -> str:
-    """The npm `dist.integrity` string of a tarball: "sha512-" + base64 of its sha512."""
-    return "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
-
-
-def verify_integrity(tarball: Path, expected: str) -> None:
-    """Raise NpmFetchError and delete `tarball` unless its integrity is `expected`."""
-    integrity = npm_integrity(tarball)
-    if integrity != expected:
-        tarball.unlink()
-        raise NpmFetchError(
-            f"{tarball.name} has integrity {integrity}, expected {expected}; the download is "
-            "corrupt or not the pinned release, so it was deleted: run again"
-        )
-
-
-def fetch_ort_web(cache: Path, progress: Callable[[str], None] = print) -> Path:
-    """The npm tarball of onnxruntime-web@ORT_WEB_VERSION, downloaded once, checked each time."""
-    folder = cache / "onnxruntime-web"
-    tarball = folder / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
-    if not tarball.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise NpmFetchError(
-                "npm is not installed; it fetches onnxruntime-web from the npm registry. "
-                "On Debian: apt-get install npm"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        progress(f"downloading onnxruntime-web@{ORT_WEB_VERSION} with npm pack into {folder}")
-        spec = f"onnxruntime-web@{ORT_WEB_VERSION}"
-        result = subprocess.run(
-            [npm, "pack", spec, "--pack-destination", str(folder)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not tarball.exists():
-            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            raise NpmFetchError(
-                f"npm pack {spec} failed (exit {result.returncode}); is the npm registry "
-                "reachable? npm said:\n  " + "\n  ".join(tail)
-            )
-    verify_integrity(tarball, ORT_WEB_INTEGRITY)
-    return tarball
 
 
 def write_page(tarball: Path, models: OnnxModels, run: OrtCpuRun, dest: Path) -> None:
