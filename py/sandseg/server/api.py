@@ -44,6 +44,7 @@ from .limits import (
     until_disconnected,
 )
 from .openapi import openapi_document
+from .replica import ReplicaInfo, process_replica
 
 T = TypeVar("T")
 log = logging.getLogger("sandseg.server")
@@ -74,9 +75,15 @@ class Upload:
 
 class OffloadApi:
     def __init__(
-        self, engine: Engine, weights_sha: str, settings: ApiSettings, readiness: Readiness
+        self,
+        engine: Engine,
+        weights_sha: str,
+        settings: ApiSettings,
+        readiness: Readiness,
+        replica: ReplicaInfo | None = None,
     ) -> None:
         self.engine = engine
+        self.replica = replica or process_replica()
         self.weights_sha = weights_sha
         self.settings = settings
         self.readiness = readiness
@@ -143,6 +150,7 @@ class OffloadApi:
                     "decode_seconds": profile.decode_s if profile else None,
                 },
                 "runtime": self._runtime_description(),
+                "replicas": self.replica.describe(),
                 "limits": {
                     "max_body_bytes": self.settings.max_body_bytes,
                     "max_image_pixels": MAX_IMAGE_PIXELS,
@@ -178,7 +186,12 @@ class OffloadApi:
     async def ready(self, request: Request) -> Response:
         if not self.readiness.ready:
             raise ApiError(503, "not ready: the server is starting or shutting down")
-        return JSONResponse({"ready": True})
+        body: dict[str, object] = {"ready": True}
+        if self.engine.cache.shared:
+            # SC-2: a shared cache that is down leaves this replica serving what it can (it
+            # encodes again), so it stays ready and says so here.
+            body["cache"] = await asyncio.to_thread(self.engine.cache.health)
+        return JSONResponse(body)
 
     # -- compute --------------------------------------------------------------------------
 
@@ -223,7 +236,7 @@ class OffloadApi:
         sha = request.path_params["sha"]
         body = await self._body(request, (MEDIA_TYPE,))
         prompt = _parsed(lambda: messages.decode_prompt(body))
-        state = self.engine.cached(sha)
+        state = await asyncio.to_thread(self.engine.cached, sha)
         if state is None:
             raise ApiError(
                 404, "that image is not in the server's cache: upload it again (POST /images)"
@@ -262,7 +275,7 @@ class OffloadApi:
                 "segment everything runs on the wgpu model, which this server did not load "
                 "(--runtime onnxruntime): start it with --runtime wgpu or auto",
             )
-        state = self.engine.cached(sha)
+        state = await asyncio.to_thread(self.engine.cached, sha, True)
         if state is None or state.source is None:
             raise ApiError(
                 404, "that image is not in the server's cache: upload it again (POST /images)"
@@ -304,7 +317,8 @@ class OffloadApi:
         body = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
         key = hashlib.sha256(body).hexdigest()
         image = None
-        if self.engine.cached(key) is None:  # the same image is never encoded twice
+        # The same image is never encoded twice.
+        if await asyncio.to_thread(self.engine.cached, key) is None:
             image = _parsed(lambda: decode_upload(body, media_type))
 
         def job(cancel: threading.Event) -> Upload:

@@ -25,6 +25,7 @@ from .http_errors import ApiError
 from .lifecycle import Readiness
 from .limits import ClientGone
 from .onnx_route import OnnxGraphs
+from .replica import ReplicaHeader, ReplicaInfo, process_replica
 
 log = logging.getLogger("sandseg.server")
 # Routes under /api/ that a token does not guard: probes and the public description.
@@ -40,11 +41,14 @@ def create_app(
     settings: ApiSettings | None = None,
     token: str | None = None,
     readiness: Readiness | None = None,
+    replica: ReplicaInfo | None = None,
 ) -> ASGIApp:
     """Files from `bundle_dir` (built by build.py) and `weights`, a .safetensors file checked
     against its manifest when one is beside it; the offload API when an `engine` (loaded from
-    the same weights) is given. `hosts`: the host[:port] names clients may use."""
+    the same weights) is given. `hosts`: the host[:port] names clients may use; `replica`:
+    who answers (X-Sandseg-Replica; default this process)."""
     bundle_dir = bundle_dir.resolve()
+    replica = replica or process_replica()
     weights_sha = verify_weights(weights) if weights is not None else None
     if readiness is None:
         readiness = Readiness()
@@ -87,7 +91,7 @@ def create_app(
         # Before the API's mount, which answers every other /api/v1 path.
         routes.append(OnnxGraphs(weights, onnx_root()).route())
     if engine is not None:
-        api = OffloadApi(engine, weights_sha or "", settings or ApiSettings(), readiness)
+        api = OffloadApi(engine, weights_sha or "", settings or ApiSettings(), readiness, replica)
         routes += api.routes()
     routes.append(Route("/{path:path}", static, methods=["GET", "HEAD"]))
     handlers = {
@@ -98,7 +102,7 @@ def create_app(
     }
     app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     guarded = TokenGuard(app, token, public_paths=PUBLIC_API_PATHS)
-    return SecurityHeaders(HostOriginGuard(guarded, hosts))
+    return ReplicaHeader(SecurityHeaders(HostOriginGuard(guarded, hosts)), replica.id)
 
 
 def onnx_root() -> Path:

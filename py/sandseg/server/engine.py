@@ -3,8 +3,9 @@
 Routes call `await engine.run(job, cancel)`; the job runs on the GPU thread. Encoder work
 checks `cancel` after every stage (and, on wgpu, every block; waiting for the GPU first), so
 the work of a client that went away or ran out of time stops at the next boundary (FT-2, LD-2).
-Encoded images' embeddings stay in a bounded LRU keyed by the sha256 of the uploaded bytes,
-with the upload itself (`SourceImage`: what segment-everything decodes again for its crops).
+Encoded images' embeddings stay in an `ImageCache` keyed by the sha256 of the uploaded bytes
+(this process's bounded LRU by default, Redis shared by replicas with `--cache redis://`), with
+the upload itself (`SourceImage`: what segment-everything decodes again for its crops).
 
 Every part (pre-processing, each encoder stage, the decoder) runs on a runtime (`wgpu` or
 `onnxruntime`, sandseg.runtime); `auto` measures every available runtime per part at start-up
@@ -17,7 +18,6 @@ import asyncio
 import statistics
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,12 +30,9 @@ from ..model import ImageInfo
 from ..model.tiny_vit import IMG_SIZE
 from ..predictor import InputError, Prediction, Predictor
 from ..runtime import ONNXRUNTIME, WGPU, Runtime, available_runtimes
+from .cache import DEFAULT_CACHE_BYTES, DEFAULT_CACHE_IMAGES, ImageCache, MemoryCache
 
 T = TypeVar("T")
-DEFAULT_CACHE_IMAGES = 16
-# The cache's bytes (embeddings, 4 MiB an image, and the uploads kept for `everything`) are
-# bounded too: beyond this the oldest images go, the newest always stays.
-DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 
 
 class Cancelled(Exception):
@@ -104,10 +101,12 @@ class Engine:
         runtime: str = WGPU,
         onnx_cache: Path | None = None,
         progress: Callable[[str], None] | None = None,
+        cache: ImageCache | None = None,
     ) -> None:
         """`runtime`: "wgpu", "onnxruntime" or "auto" (every available runtime, the fastest
         per part once `measure` has run); `onnx_cache`: where the ONNX stage graphs are
-        exported once per weights file (default SANDSEG_HOME/onnx)."""
+        exported once per weights file (default SANDSEG_HOME/onnx); `cache`: where encoded
+        images are kept (default: a MemoryCache of `cache_images` and `cache_bytes`)."""
         if runtime not in RUNTIME_CHOICES:
             raise InputError(f"unknown runtime {runtime!r}; choose one of {RUNTIME_CHOICES}")
         wanted = available_runtimes() if runtime == "auto" else [runtime]
@@ -116,10 +115,7 @@ class Engine:
                 "--runtime onnxruntime needs onnxruntime and onnx: pip install 'sandseg[serve]'"
             )
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sandseg-gpu")
-        self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
-        self._cache_images = cache_images
-        self._cache_bytes = cache_bytes
-        self._lock = threading.Lock()
+        self.cache = cache if cache is not None else MemoryCache(cache_images, cache_bytes)
         # The WGSL model only where wgpu runs: --runtime onnxruntime needs no GPU adapter.
         self.predictor: Predictor | None = None
         self.device: NativeDevice | None = None
@@ -175,12 +171,7 @@ class Engine:
         x, info = self.runtimes[self.plan.parts[PREPROCESS]].preprocess(image)
         checkpoint(PREPROCESS)
         state = EncodedImage(self._encode(x, 0, checkpoint), info, source)
-        with self._lock:
-            self._cache[key] = state
-            while len(self._cache) > self._cache_images or (
-                len(self._cache) > 1 and _total_bytes(self._cache) > self._cache_bytes
-            ):
-                self._cache.popitem(last=False)
+        self.cache.put(key, state)
         return state
 
     def embeddings(self, state: EncodedImage) -> bytes:
@@ -222,12 +213,9 @@ class Engine:
             start = stop
         return x
 
-    def cached(self, key: str) -> EncodedImage | None:
-        with self._lock:
-            state = self._cache.get(key)
-            if state is not None:
-                self._cache.move_to_end(key)
-            return state
+    def cached(self, key: str, source: bool = False) -> EncodedImage | None:
+        """The image uploaded as `key` if the cache still has it (`source`: with the upload)."""
+        return self.cache.get(key, source)
 
     def measure(self, repeat: int = 2) -> ServerProfile:
         """Time preprocessing, every stage and one decode on a synthetic image on every loaded
@@ -360,13 +348,6 @@ class _UploadPredictor(Predictor):
     ) -> tuple[Tensor, Tensor, Tensor]:
         self._checkpoint(EVERYTHING)
         return super().record_prediction(point_coords, point_labels, multimask_output)
-
-
-def _total_bytes(cache: OrderedDict[str, EncodedImage]) -> int:
-    return sum(
-        len(state.embeddings) + (len(state.source.data) if state.source else 0)
-        for state in cache.values()
-    )
 
 
 def _part_seconds(profile: ServerProfile, part: str) -> float:

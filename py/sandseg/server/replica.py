@@ -1,0 +1,58 @@
+"""Which replica answered: `X-Sandseg-Replica` on every response, and the replica count that
+/api/v1/model reports. One process is one replica; under `sandseg serve --ray` each Ray Serve
+replica passes its own id and the deployment's count."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = b"x-sandseg-replica"
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """`id`: stable for the life of the replica; `count`: replicas serving the app (None when
+    autoscaled); `autoscale`: (min, max) replicas when autoscaled."""
+
+    id: str
+    count: int | None = 1
+    autoscale: tuple[int, int] | None = None
+
+    def describe(self) -> dict[str, object]:
+        scale = None
+        if self.autoscale is not None:
+            scale = {"min": self.autoscale[0], "max": self.autoscale[1]}
+        return {"this": self.id, "count": self.count, "autoscale": scale}
+
+
+def process_replica() -> ReplicaInfo:
+    """This process as the only replica: its id is a digest of host, pid and start time (the
+    host name itself is not shown: SV-4)."""
+    seed = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    return ReplicaInfo("process-" + hashlib.sha256(seed.encode()).hexdigest()[:12])
+
+
+class ReplicaHeader:
+    """Adds `X-Sandseg-Replica: <id>` to every HTTP response."""
+
+    def __init__(self, app: ASGIApp, replica_id: str) -> None:
+        self.app = app
+        self.value = replica_id.encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_replica(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (HEADER, self.value)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_replica)
