@@ -87,6 +87,17 @@ def converted_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def converted_weights_f16(tmp_path_factory) -> Path:
+    """The same checkpoint through `sandseg convert --dtype float16`: what the page downloads."""
+    from sandseg.cli import main
+
+    out = tmp_path_factory.mktemp("weights_f16") / "mobile_sam_f16.safetensors"
+    src = require("mobile_sam_seed1234.pt")
+    assert main(["convert", "--dtype", "float16", str(src), str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def predictor(gpu_device, converted_weights):
     from sandseg import Predictor
 

@@ -1,12 +1,14 @@
 """The weights as a safetensors file held in a JS Uint8Array (the worker downloads and
 verifies them): the Python heap holds the header and the tensor being uploaded, never the
-whole file."""
+whole file. The page's weights are float16-stored (weights/half.py); each tensor is upcast
+to float32 as it is read."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
 from ..weights import HostTensor, check_layout, mobile_sam_layout
+from ..weights.half import to_float32
 from ..weights.st_header import MAX_HEADER_BYTES, header_length, parse_header
 
 
@@ -27,4 +29,5 @@ class JsSafetensors:
     def __call__(self, name: str) -> HostTensor:
         entry = self.entries[name]
         begin, end = self._start + entry.begin, self._start + entry.end
-        return HostTensor(entry.dtype, entry.shape, self._data.subarray(begin, end).to_bytes())
+        data = self._data.subarray(begin, end).to_bytes()
+        return to_float32(HostTensor(entry.dtype, entry.shape, data))

@@ -12,13 +12,17 @@ from typing import Any
 
 from .errors import LayoutError, WeightsError
 from .files import atomic_writer, sha256_file
+from .half import to_float32, to_half_storage
 from .layout import Layout, mobile_sam_layout
 from .pt_reader import read_pt
-from .safetensors import save_safetensors
+from .safetensors import load_safetensors, save_safetensors
 from .tensor import HostTensor
 
 MANIFEST_FORMAT_VERSION = 1
 FORMAT_TAG = "sandseg-mobilesam"
+# What `convert` can store: the checkpoint's float32, or float16 for the weight matrices and
+# kernels (half.py: half the bytes; readers upcast to float32 on load).
+DTYPES = ("float32", "float16")
 _LISTED = 10
 
 
@@ -33,6 +37,13 @@ def _listing(kind: str, names: list[str]) -> str:
     return f"{len(names)} {kind}: {shown}{more}"
 
 
+def _matches(tensor: HostTensor, shape: tuple[int, ...], dtype: str) -> bool:
+    # A float16 file stores float32 weights as F16 (half.py); readers upcast them.
+    return tensor.shape == shape and (
+        tensor.dtype == dtype or (tensor.dtype, dtype) == ("F16", "F32")
+    )
+
+
 def _mismatch(name: str, tensors: dict[str, HostTensor], layout: Layout) -> str:
     shape, dtype = layout[name]
     return f"{name} (expected {shape} {dtype}, got {tensors[name].shape} {tensors[name].dtype})"
@@ -45,7 +56,7 @@ def check_layout(tensors: dict[str, HostTensor], layout: Layout) -> None:
     mismatched = [
         name
         for name, tensor in tensors.items()
-        if name in layout and (tensor.shape, tensor.dtype) != layout[name]
+        if name in layout and not _matches(tensor, *layout[name])
     ]
     if not (missing or unknown or mismatched):
         return
@@ -75,26 +86,40 @@ def convert_checkpoint(
     src_path: str | os.PathLike[str],
     dst_path: str | os.PathLike[str],
     *,
+    dtype: str = "float32",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Convert MobileSAM `src_path` (.pt) to safetensors at `dst_path` plus a manifest.
+    """Convert MobileSAM `src_path` (.pt, or a .safetensors made here) to safetensors at
+    `dst_path` plus a manifest.
 
-    Tensor bytes are copied unchanged, in the official key order. Both outputs appear only
-    if everything succeeds. Returns the manifest (also written to `manifest_path(dst)`).
+    float32: tensor bytes are copied unchanged, in the official key order. float16: the
+    weight matrices and kernels are rounded to float16 (half.py), the rest copied. Both
+    outputs appear only if everything succeeds. Returns the manifest (also written to
+    `manifest_path(dst)`).
     """
+    if dtype not in DTYPES:
+        raise WeightsError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     say = progress or (lambda _line: None)
     src, dst = Path(src_path), Path(dst_path)
     say(f"reading {src.name}")
     # Hash the very bytes that are converted, so the manifest cannot describe another file.
     raw = src.read_bytes()
     source_sha256 = hashlib.sha256(raw).hexdigest()
-    tensors = read_pt(io.BytesIO(raw))
+    if src.suffix == ".safetensors":
+        tensors = {k: to_float32(t) for k, t in load_safetensors(raw)[0].items()}
+    else:
+        tensors = read_pt(io.BytesIO(raw))
     del raw
     layout = mobile_sam_layout()
     check_layout(tensors, layout)
     say(f"{len(tensors)} tensors match the MobileSAM vit_t layout")
     metadata = {"format": FORMAT_TAG, "source_sha256": source_sha256}
-    save_safetensors(dst, {name: tensors[name] for name in layout}, metadata)
+    ordered = {name: tensors[name] for name in layout}
+    if dtype == "float16":
+        # float32 files keep their bytes (and sha256) from before float16 existed.
+        metadata["dtype"] = dtype
+        ordered = {name: to_half_storage(name, t) for name, t in ordered.items()}
+    save_safetensors(dst, ordered, metadata)
     say(f"wrote {dst.name}")
     try:
         manifest = {
@@ -104,7 +129,7 @@ def convert_checkpoint(
             "output_name": dst.name,
             "output_sha256": sha256_file(dst),
             "tensor_count": len(tensors),
-            "total_bytes": sum(tensor.nbytes for tensor in tensors.values()),
+            "total_bytes": sum(tensor.nbytes for tensor in ordered.values()),
             "metadata": metadata,
         }
         with atomic_writer(manifest_path(dst)) as f:
@@ -146,8 +171,8 @@ def verify_weights(path: str | os.PathLike[str], expected_sha256: str | None = N
 
 def load_mobile_sam(path: str | os.PathLike[str]) -> dict[str, HostTensor]:
     """Every tensor of a MobileSAM `vit_t` checkpoint (`.pt`) or converted `.safetensors`,
-    its layout checked; a `.safetensors` with a manifest beside it must match the sha256 the
-    manifest records."""
+    its layout checked, float16-stored tensors upcast to float32; a `.safetensors` with a
+    manifest beside it must match the sha256 the manifest records."""
     from .safetensors import SafetensorsReader
 
     path = Path(path)
@@ -159,4 +184,4 @@ def load_mobile_sam(path: str | os.PathLike[str]) -> dict[str, HostTensor]:
         with SafetensorsReader(path) as reader:
             tensors = reader.read_all()
     check_layout(tensors, mobile_sam_layout())
-    return tensors
+    return {name: to_float32(t) for name, t in tensors.items()}
