@@ -159,7 +159,7 @@ def test_a_notice_says_which_mode_is_in_force(worker_py: Any) -> None:
 def test_a_prompt_is_read_once_from_the_js_object(worker_py: Any) -> None:
     from sandseg.predictor import InputError
 
-    Prompt, jsnull = worker_py.prompt.Prompt, sys.modules["pyodide.ffi"].jsnull
+    Prompt, jsnull = worker_py.prompt.PagePrompt, sys.modules["pyodide.ffi"].jsnull
 
     class JsObject:  # a JsProxy of a plain object: to_py() gives a dict
         def to_py(self) -> dict[str, Any]:

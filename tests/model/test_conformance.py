@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sandseg.inputs import Prompt
 from sandseg.model import ImageInfo
 from sandseg.ops import resize_longest_side
-from sandseg.predictor import _prompt_points
 from tests.gpu_helpers import from_gpu, to_gpu
 from tests.model.conftest import describe, mask_iou, rel_l2
 
@@ -100,12 +100,11 @@ def test_decoder_matches_reference(reference_embedded, reference, prompt, tag):
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_sparse_embeddings_match_reference(predictor, reference, prompt):
     h, w = reference["image_rgb"].shape[:2]
-    coords, labels = _prompt_points(
+    coords, labels = Prompt.of(
         reference.get(f"{prompt}__point_coords"),
         reference.get(f"{prompt}__point_labels"),
         reference.get(f"{prompt}__box"),
-        ImageInfo((h, w), resize_longest_side(h, w, 1024)),
-    )
+    ).tokens(ImageInfo((h, w), resize_longest_side(h, w, 1024)))
     got = from_gpu(predictor.model.prompt_encoder.sparse(coords, labels))
     want = reference[f"{prompt}__sparse_embeddings"][0]
     assert np.abs(got - want).max() <= 1e-4, describe(got, want)

@@ -43,12 +43,12 @@ def test_unknown_image_format_is_rejected(ready):
 
 @pytest.mark.parametrize("channels", [3, 4])
 def test_bgr_is_the_same_image_with_channels_swapped(rng, channels):
-    from sandseg.predictor import _image_bytes
+    from sandseg.inputs import image_bytes
 
     rgb = rng.integers(0, 256, (5, 7, channels), dtype=np.uint8)
     bgr = rgb.copy()
     bgr[..., [0, 2]] = rgb[..., [2, 0]]
-    assert _image_bytes(bgr, "BGR") == (rgb.tobytes(), 5, 7, channels)
+    assert image_bytes(bgr, "BGR") == (rgb.tobytes(), 5, 7, channels)
 
 
 @pytest.mark.parametrize(

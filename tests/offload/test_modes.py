@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sandseg.inputs import Prompt
 from sandseg.offload.client import OffloadClient, Reply, UrllibTransport
 from sandseg.offload.session import MODES, OffloadSession
 from sandseg.server.thread import ServerThread
@@ -48,7 +49,7 @@ def masks_iou(got: np.ndarray, want: np.ndarray) -> list[float]:
 def run(session: OffloadSession, image: np.ndarray, prompt: str):
     h, w, _ = image.shape
     result = asyncio.run(session.set_image(image.tobytes(), h, w, 3))
-    prediction = asyncio.run(session.predict(**PROMPTS[prompt], multimask_output=True))
+    prediction = asyncio.run(session.predict(Prompt.of(**PROMPTS[prompt], multimask_output=True)))
     masks = np.frombuffer(prediction.masks, np.uint8).reshape(prediction.shape)
     return result, prediction, masks
 
@@ -134,7 +135,7 @@ def test_a_server_that_goes_away_leaves_a_working_client(
         run(session, reference["image_rgb"], "center_point")
         server.stop()
     # The next click finds no server: the client encodes the image itself and answers.
-    prediction = asyncio.run(session.predict(**PROMPTS["center_point"]))
+    prediction = asyncio.run(session.predict(Prompt.of(**PROMPTS["center_point"])))
     masks = np.frombuffer(prediction.masks, np.uint8).reshape(prediction.shape)
     want = reference["center_point__multi__masks"].reshape(masks.shape)
     assert min(masks_iou(masks, want)) >= 0.999

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from sandseg.export import STAGES
+from sandseg.inputs import Prompt
 from tests.model.conftest import describe, rel_l2
 
 PICTURE1_PROMPTS = ["center_point", "two_points", "center_box"]
@@ -27,12 +28,13 @@ def _nothing(_stage: str) -> None:
     pass
 
 
-def _prompt(reference: dict[str, np.ndarray], prompt: str) -> dict[str, Any]:
-    return {
-        "point_coords": reference.get(f"{prompt}__point_coords"),
-        "point_labels": reference.get(f"{prompt}__point_labels"),
-        "box": reference.get(f"{prompt}__box"),
-    }
+def _prompt(reference: dict[str, np.ndarray], prompt: str, **extra: Any) -> Prompt:
+    return Prompt.of(
+        point_coords=reference.get(f"{prompt}__point_coords"),
+        point_labels=reference.get(f"{prompt}__point_labels"),
+        box=reference.get(f"{prompt}__box"),
+        **extra,
+    )
 
 
 def masks_iou(got: np.ndarray, want: np.ndarray) -> list[float]:
@@ -101,7 +103,7 @@ def test_the_whole_model_gives_the_official_outputs(
     for prompt in PICTURE1_PROMPTS if photo == "picture1" else DOGS_PROMPTS:
         for tag in ("multi", "single"):
             prediction = ort_runtime.decode(
-                embeddings, info, **_prompt(official, prompt), multimask_output=tag == "multi"
+                embeddings, info, _prompt(official, prompt, multimask_output=tag == "multi")
             )
             iou, error = check_prediction(prediction, official, prompt, tag)
             worst_iou, worst_error = min(worst_iou, iou), max(worst_error, error)
@@ -119,9 +121,12 @@ def test_refining_with_a_mask_input_gives_the_official_mask(ort_runtime, dogs, d
     prediction = ort_runtime.decode(
         embeddings,
         info,
-        **_prompt(dogs, "left_point_refine"),
-        mask_input=memoryview(mask_input).cast("B").cast("f"),
-        multimask_output=False,
+        _prompt(
+            dogs,
+            "left_point_refine",
+            mask_input=memoryview(mask_input).cast("B").cast("f"),
+            multimask_output=False,
+        ),
     )
     check_prediction(prediction, dogs, "left_point_refine", "single")
     low_res = np.frombuffer(prediction.low_res, np.float32)
@@ -150,7 +155,7 @@ def test_a_wgpu_prefix_and_an_onnxruntime_suffix_give_the_official_masks(
     assert rel_l2(got, want) <= 1e-4, describe(got, want)
     _, info = picture1_encoded
     for prompt in ("center_point", "center_box"):
-        prediction = ort_runtime.decode(embeddings, info, **_prompt(reference, prompt))
+        prediction = ort_runtime.decode(embeddings, info, _prompt(reference, prompt))
         check_prediction(prediction, reference, prompt, "multi")
 
 
@@ -158,5 +163,5 @@ def test_a_wgpu_prefix_and_an_onnxruntime_suffix_give_the_official_masks(
 def test_onnxruntime_embeddings_decode_on_wgpu(wgpu_runtime, picture1_encoded, reference):
     """And the other way: the onnxruntime encoder's embeddings on the wgpu decoder."""
     embeddings, info = picture1_encoded
-    prediction = wgpu_runtime.decode(embeddings, info, **_prompt(reference, "two_points"))
+    prediction = wgpu_runtime.decode(embeddings, info, _prompt(reference, "two_points"))
     check_prediction(prediction, reference, "two_points", "multi")

@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from sandseg.export import STAGES
+from sandseg.inputs import Prompt
 from sandseg.offload import messages
 from sandseg.offload.client import OffloadClient, UrllibTransport
 from sandseg.offload.session import OffloadSession
@@ -49,7 +50,7 @@ def official_masks(session: OffloadSession, reference, mode: str):
     h, w, _ = image.shape
     result = asyncio.run(session.set_image(image.tobytes(), h, w, 3))
     assert result.mode == mode
-    prediction = asyncio.run(session.predict(**CENTER_POINT, multimask_output=True))
+    prediction = asyncio.run(session.predict(Prompt.of(**CENTER_POINT, multimask_output=True)))
     check_prediction(prediction, reference, "center_point", "multi")
     return result
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sandseg.inputs import Prompt
 from sandseg.model import ImageInfo
 from sandseg.ops import resize_longest_side
 from tests.conftest import require
@@ -28,8 +29,7 @@ def test_clicks_alternating_between_two_images_use_each_ones_embeddings(wgpu_run
         got = wgpu_runtime.decode(
             embeddings,
             info,
-            point_coords=ref[f"{prompt}__point_coords"],
-            point_labels=ref[f"{prompt}__point_labels"],
+            Prompt.of(ref[f"{prompt}__point_coords"], ref[f"{prompt}__point_labels"]),
         )
         want = ref[f"{prompt}__multi__iou_predictions"][0]
         np.testing.assert_allclose(got.iou, want, atol=1e-4)

@@ -191,8 +191,26 @@ def webp_exif_header(magic: bytes) -> bytes:
     return out.getvalue().replace(b"MM\x00*", magic, 1)
 
 
-def prompt(**kwargs: Any) -> bytes:
-    return messages.encode_prompt(**kwargs)
+def prompt(
+    point_coords: Any = None,
+    point_labels: Any = None,
+    box: Any = None,
+    multimask_output: bool = True,
+    low_res: str = "all",
+) -> bytes:
+    """A predict body written field by field, whatever the fields hold: the server must
+    refuse the bad ones itself (a client's Prompt.of would refuse them first)."""
+    tensors = {}
+    if point_coords is not None:
+        coords = np.asarray(point_coords, np.float32).reshape(-1, 2)
+        tensors["point_coords"] = HostTensor("F32", coords.shape, coords.tobytes())
+    if point_labels is not None:
+        labels = np.asarray(point_labels, np.int32)
+        tensors["point_labels"] = HostTensor("I32", labels.shape, labels.tobytes())
+    if box is not None:
+        tensors["box"] = HostTensor("F32", (4,), np.asarray(box, np.float32).tobytes())
+    multimask = "true" if multimask_output else "false"
+    return st(tensors, {"multimask_output": multimask, "low_res": low_res})
 
 
 def prompt_raw(tensors: dict[str, HostTensor], **metadata: str) -> bytes:

@@ -46,6 +46,7 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
+from sandseg.inputs import Prompt
 from sandseg.offload import messages
 from sandseg.offload.messages import MAX_PROMPT_POINTS
 from sandseg.predictor import MAX_IMAGE_PIXELS, InputError
@@ -656,7 +657,7 @@ def test_every_operation_was_fuzzed_and_the_server_is_healthy(
     assert all(set(counts) <= {404, 405} for counts in undeclared.values()), undeclared
 
     x = raw_safetensors([("x", "F32", [64, 64, 320], filled("F32", 64 * 64 * 320, 0.5))])
-    prompt = messages.encode_prompt(point_coords=[[10, 10]], point_labels=[1])
+    prompt = messages.encode_prompt(Prompt.of([[10, 10]], [1]))
     with target.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"ready": True}

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from sandseg.bench.loadgen import Route, Sample, timed
+from sandseg.inputs import Prompt
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
 from sandseg.server.thread import ServerThread
@@ -31,7 +32,7 @@ from .conftest import record_jobs, server_timing
 OCTETS = "application/octet-stream"
 PHOTO = CONFORMANCE.parent / "images" / "dogs.jpg"
 PROMPT = messages.encode_prompt(
-    point_coords=[[500, 300]], point_labels=[1], multimask_output=False, low_res="none"
+    Prompt.of([[500, 300]], [1], multimask_output=False), low_res="none"
 )
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from sandseg.cli import main
+from sandseg.inputs import Prompt
 from sandseg.offload import messages
 from sandseg.weights import manifest_path
 from tests.conftest import require
@@ -254,7 +255,7 @@ def busy_probe(url: str) -> int:
     (with --queue 0)."""
     return httpx2.post(
         f"{url}/api/v1/images/{'0' * 64}/predict",
-        content=messages.encode_prompt(point_coords=[[1, 1]], point_labels=[1]),
+        content=messages.encode_prompt(Prompt.of([[1, 1]], [1])),
         headers={"Content-Type": "application/octet-stream"},
         timeout=10,
     ).status_code

@@ -21,7 +21,8 @@ from typing import Any
 from .. import ops
 from ..gpu import Tensor
 from ..gpu.device import MAX_STORAGE_BINDING
-from ..predictor import LOW_RES, Predictor, _image_bytes, _unpack_masks, check_image_size
+from ..inputs import image_bytes
+from ..predictor import LOW_RES, Predictor, _unpack_masks, check_image_size
 from ..weights.layout import IMG_SIZE as INPUT_SIZE
 from . import rle
 from .grids import Box, Point, generate_crop_boxes, xyxy_to_xywh
@@ -121,7 +122,7 @@ class AutomaticMaskGenerator:
         `area`, `bbox` [x, y, w, h], `predicted_iou`, `point_coords` [[x, y]],
         `stability_score`, `crop_box` [x, y, w, h]; pixels of the original image.
         `progress(done, total)` is called after each batch of prompts."""
-        pixels, height, width, channels = _image_bytes(image, "RGB")
+        pixels, height, width, channels = image_bytes(image, "RGB")
         check_image_size(width, height)
         masks = await self._generate(_Image(pixels, height, width, channels), progress)
         return [self._record(m) for m in masks]

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..inputs import Prompt
 from ..offload import messages
 from ..predictor import InputError
 from .loadgen import Phase, Route, closed_loop, http, open_loop, summarize, timed
@@ -235,7 +236,7 @@ async def _routes(
         raise LoadBenchError(f"the image upload failed with HTTP {reply.status}: {reply.body!r}")
     upload_s = time.perf_counter() - started
     sha = json.loads(reply.body)["image_sha256"]
-    prompt = messages.encode_prompt([[w * 0.4, h * 0.5]], [1], low_res="best")
+    prompt = messages.encode_prompt(Prompt.of([[w * 0.4, h * 0.5]], [1]), low_res="best")
     predict = Route("predict", f"/api/v1/images/{sha}/predict", prompt)
     shape = next(tuple(s["input"]["shape"]) for s in model["stages"] if s["name"] == "neck")
     x = rng.standard_normal(shape, dtype=np.float32)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..inputs import Prompt
 from ..server.engine import Engine, RuntimePlan
 
 # Per-click medians take at least this many runs, as the rest of `bench model` does.
@@ -70,7 +71,7 @@ def _time_image_and_click(
         state = engine.embed_image(f"bench-{label}-{i}", pixels, never)
         image_s.append(time.perf_counter() - start)
     assert state is not None
-    prompt = {"point_coords": [list(point)], "point_labels": [1], "multimask_output": True}
+    prompt = Prompt.of([point], [1])
     click_s = []
     for _ in range(max(repeat, MIN_DECODER_RUNS) + 1):
         start = time.perf_counter()

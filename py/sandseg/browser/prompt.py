@@ -1,6 +1,6 @@
 """The prompt of one predict, as web/client.js builds it and worker.js forwards it (a JS
 object): read and checked here, once. The numbers are checked against the image by the
-predictor (check_prompts), as for every other caller."""
+predictor (Prompt.check), as for every other caller."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any
 
 from pyodide.ffi import jsnull
 
-from ..predictor import InputError
+from ..inputs import InputError, Prompt
 
 # The fields client.js sends, and nothing else.
 FIELDS = ("points", "labels", "box", "maskInput", "multimask", "preview")
 
 
 @dataclass(frozen=True)
-class Prompt:
+class PagePrompt:
     """points: [[x, y], ...] with labels [1 | 0, ...]; box: [x0, y0, x1, y1]; in
     original-image pixels. mask_input "previous": refine with the best mask of the last kept
     prediction. preview: a hover preview, whose result is not kept."""
@@ -29,7 +29,7 @@ class Prompt:
     preview: bool = False
 
     @classmethod
-    def from_js(cls, value: Any) -> Prompt:
+    def from_js(cls, value: Any) -> PagePrompt:
         """value: the JS object (a JsProxy in Pyodide) or a dict with (some of) the FIELDS;
         null and absent are the same."""
         data = value.to_py() if hasattr(value, "to_py") else value
@@ -51,6 +51,15 @@ class Prompt:
             multimask=True if multimask is None else bool(multimask),
             preview=bool(preview),
         )
+
+    def resolve(self, previous: bytes | None) -> Prompt:
+        """The prompt to decode; `previous`: the low-res mask "previous" refers to."""
+        mask = None
+        if self.mask_input is not None:
+            if previous is None:
+                raise InputError('maskInput "previous" needs an earlier prediction on this image')
+            mask = previous
+        return Prompt.of(self.points, self.labels, self.box, mask, self.multimask)
 
 
 def _list(value: Any, name: str) -> list[Any] | None:

@@ -4,7 +4,7 @@ the offload session that decides where each image is encoded and each prompt dec
 The worker (JavaScript) verifies and fetches the files, decodes images and measures time;
 this module does everything else. Arguments come from JavaScript: the weights and the pixels
 as JS typed arrays (read without a copy of the whole file), prompts as JS objects
-(prompt.Prompt). Results go back as plain JS objects holding typed arrays (marshal.py).
+(prompt.PagePrompt). Results go back as plain JS objects holding typed arrays (marshal.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from ..offload.session import ImageResult, OffloadSession
 from ..predictor import LOW_RES, MAX_IMAGE_PIXELS, InputError, Prediction, check_image_size
 from . import marshal
 from .fetch import FetchTransport
-from .prompt import Prompt
+from .prompt import PagePrompt
 from .recovery import LocalModel, recovering
+from .runtimes import ClientRuntimes
 
 # Image files the server decodes; others travel as pixels.
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -34,6 +35,7 @@ class Session:
 
     def __init__(self, token: str | None = None) -> None:
         self.local = LocalModel()
+        self.runtimes = ClientRuntimes(self.local)  # which of webgpu, wasm runs here
         self.offload: OffloadSession | None = None
         self.client = OffloadClient(FetchTransport(token))
         self.server_error: str | None = None  # why the server cannot be used, if it cannot
@@ -87,7 +89,7 @@ class Session:
         except OffloadError as exc:
             self.server_error = f"the offload server is not available ({exc})"
         client = None if self.server_error else self.client
-        predictor = self.local.predictor
+        predictor = self.runtimes.predictor()
         if predictor is None and client is None:
             raise RuntimeError(f"{client_problem}; and {self.server_error}")
         self.offload = OffloadSession(predictor, client, low_res="best")
@@ -96,6 +98,38 @@ class Session:
         if client_problem:
             self.offload.disable_client(client_problem)
         return self.mode_info()
+
+    def attach_wasm(self, bridge: Any) -> None:
+        """The wasm runtime loaded (web/ort_runtime.js's OrtRuntime): it can be chosen."""
+        self.runtimes.attach_wasm(bridge)
+
+    def runtime_problem(self, runtime: str, problem: str) -> None:
+        """Why `runtime` ("webgpu", "wasm") cannot run in this browser."""
+        self.runtimes.problem(runtime, problem)
+
+    def select_runtime(self, requested: str) -> Any:
+        """At boot, before `connect`: the client runtime to use ("auto", "webgpu", "wasm")."""
+        return marshal.js_object(self.runtimes.state(self.runtimes.choose(requested)))
+
+    async def set_runtime(self, requested: str) -> Any:
+        """Switch the client runtime (the worker loaded what it needs) -> {runtime (the one
+        in force), available (whether `requested` could be used), reason}. The current image
+        is dropped: the next setImage runs on the new runtime."""
+        before = self.runtimes.current
+        available = self.runtimes.choose(requested)
+        offload = self._offload()
+        if available and self.runtimes.current != before:
+            offload.predictor = self.runtimes.predictor()
+            offload.planner.client_available = True
+            offload.image_mode = None
+            self._image = None
+            if offload.client is not None:
+                await offload.connect(probe=True)
+        return marshal.js_object(self.runtimes.state(available))
+
+    def _ran_here(self, mode: str | None) -> str | None:
+        """The client runtime that ran a result in `mode` (None: nothing ran here)."""
+        return self.runtimes.current if mode not in (None, "server", "split:image") else None
 
     def mode_choices(self) -> Any:
         """Every mode, for the page's picker (marshal.mode_choices)."""
@@ -127,15 +161,14 @@ class Session:
         offload = self._offload()
         result = await recovering(self._encode, self.local, offload, replay=None)
         plan = offload.planner.last_plan if offload.mode == "auto" else None
-        return marshal.js_object(marshal.image_result(result, plan, offload.notice))
+        fields = marshal.image_result(result, plan, offload.notice)
+        return marshal.js_object({**fields, "runtime": self._ran_here(result.mode)})
 
     async def predict(self, js_prompt: Any) -> Any:
-        """js_prompt: {points, labels, box, maskInput, multimask, preview} (prompt.Prompt);
+        """js_prompt: {points, labels, box, maskInput, multimask, preview} (prompt.PagePrompt);
         maskInput "previous" is the best mask of the last prediction that was not a preview.
         Returns marshal.prediction_result's fields."""
-        prompt = Prompt.from_js(js_prompt)
-        if prompt.mask_input == "previous" and self._previous is None:
-            raise InputError('maskInput "previous" needs an earlier prediction on this image')
+        prompt = PagePrompt.from_js(js_prompt)
         before = self._traffic()
         offload = self._offload()
         prediction = await recovering(
@@ -150,7 +183,8 @@ class Session:
         result = marshal.prediction_result(
             prediction, offload.image_mode, offload.notice, (up, down, server_s)
         )
-        return marshal.js_object(result)
+        runtime = self.runtimes.current if offload.image_mode != "server" else None
+        return marshal.js_object({**result, "runtime": runtime})
 
     # -- internals ------------------------------------------------------------------------
 
@@ -166,7 +200,8 @@ class Session:
         assert self._image is not None
         data, height, width, upload = self._image
         result = await self._offload().set_image(data, height, width, 4, upload)
-        if self.local.device is not None and self.local.predictor is not None:
+        webgpu = self.runtimes.current == "webgpu"
+        if webgpu and self.local.device is not None and self.local.predictor is not None:
             await self.local.device.finish()
             if result.mode != "server":
                 await self.local.keep_embeddings(height, width)
@@ -184,19 +219,11 @@ class Session:
         else:
             await self._encode()
 
-    async def _decode(self, prompt: Prompt) -> Prediction:
+    async def _decode(self, prompt: PagePrompt) -> Prediction:
         offload = self._offload()
         if offload.image_mode is None:
             raise InputError("no image is set: call setImage first")
-        refine = prompt.mask_input is not None
-        mask = memoryview(self._previous or b"").cast("f") if refine else None
-        return await offload.predict(
-            point_coords=prompt.points,
-            point_labels=prompt.labels,
-            box=prompt.box,
-            mask_input=mask,
-            multimask_output=prompt.multimask,
-        )
+        return await offload.predict(prompt.resolve(self._previous))
 
 
 def _best_low_res(prediction: Prediction) -> bytes:

@@ -16,10 +16,9 @@ Coordinates are original-image pixels, as in SamPredictor.
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
-from typing import Any
 
-from ..predictor import LOW_RES, MAX_PROMPT_POINTS, Prediction
+from ..inputs import MAX_PROMPT_POINTS, Prompt
+from ..predictor import LOW_RES, Prediction
 from ..weights import HostTensor
 from ..weights.layout import EMBEDDINGS_SHAPE
 from .wire import Spec, WireError, from_f32, pack, to_f32, unpack
@@ -79,43 +78,25 @@ def decode_image(body: bytes) -> tuple[bytes, int, int, int]:
 # -- prompts ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """A decoded prompt, ready for Predictor.predict_async (None where not given)."""
-
-    point_coords: list[list[float]] | None
-    point_labels: list[int] | None
-    box: list[float] | None
-    mask_input: bytes | None
-    multimask_output: bool
-    low_res: str
-
-
-def encode_prompt(
-    point_coords: Any = None,
-    point_labels: Any = None,
-    box: Any = None,
-    mask_input: bytes | None = None,
-    multimask_output: bool = True,
-    low_res: str = "all",
-) -> bytes:
-    """Prompts as the server's predict route takes them; see the module docstring."""
+def encode_prompt(prompt: Prompt, low_res: str = "all") -> bytes:
+    """A prompt as the server's predict route takes it; see the module docstring."""
     tensors: dict[str, HostTensor] = {}
-    if point_coords is not None:
-        flat = [float(v) for row in point_coords for v in row]
+    if prompt.point_coords is not None and prompt.point_labels is not None:
+        flat = [v for xy in prompt.point_coords for v in xy]
         tensors["point_coords"] = HostTensor("F32", (len(flat) // 2, 2), _f32(flat))
-    if point_labels is not None:
-        labels = [int(v) for v in point_labels]
+        labels = list(prompt.point_labels)
         tensors["point_labels"] = HostTensor("I32", (len(labels),), _i32(labels))
-    if box is not None:
-        tensors["box"] = HostTensor("F32", (4,), _f32([float(v) for v in box]))
-    if mask_input is not None:
-        tensors["mask_input"] = HostTensor("F32", (1, LOW_RES, LOW_RES), bytes(mask_input))
-    metadata = {"multimask_output": "true" if multimask_output else "false", "low_res": low_res}
-    return pack(tensors, metadata)
+    if prompt.box is not None:
+        tensors["box"] = HostTensor("F32", (4,), _f32(list(prompt.box)))
+    if prompt.mask_input is not None:
+        tensors["mask_input"] = HostTensor("F32", (1, LOW_RES, LOW_RES), prompt.mask_input)
+    multimask = "true" if prompt.multimask_output else "false"
+    return pack(tensors, {"multimask_output": multimask, "low_res": low_res})
 
 
-def decode_prompt(body: bytes) -> Prompt:
+def decode_prompt(body: bytes) -> tuple[Prompt, str]:
+    """-> (the prompt, checked: InputError says what is wrong; which low-res logits to send
+    back: "all", "best" or "none")."""
     tensors, metadata = unpack(body, PROMPT_SIGNATURE)
     unknown = sorted(set(metadata) - {"multimask_output", "low_res"})
     if unknown:
@@ -137,14 +118,14 @@ def decode_prompt(body: bytes) -> Prompt:
         )
     box = tensors.get("box")
     mask = tensors.get("mask_input")
-    return Prompt(
+    prompt = Prompt.of(
         point_coords=_rows(array("f", coords.data).tolist(), 2) if coords else None,
         point_labels=array("i", labels.data).tolist() if labels else None,
         box=array("f", box.data).tolist() if box else None,
         mask_input=mask.data if mask else None,
         multimask_output=multimask == "true",
-        low_res=low_res,
     )
+    return prompt, low_res
 
 
 # -- predictions ------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..predictor import InputError, Predictor, _image_bytes
+from ..inputs import Prompt, image_bytes
+from ..predictor import InputError, Predictor
 from .client import OffloadClient, UrllibTransport
 from .planner import Planner
 from .session import ImageResult, OffloadSession
@@ -72,7 +73,7 @@ class OffloadPredictor:
     ) -> ImageResult:
         """image as for Predictor.set_image; upload: the image file and its media type, sent
         instead of the pixels when the server needs the image."""
-        pixels, height, width, channels = _image_bytes(image, image_format)
+        pixels, height, width, channels = image_bytes(image, image_format)
         return asyncio.run(self.session.set_image(pixels, height, width, channels, upload))
 
     def predict(
@@ -88,9 +89,8 @@ class OffloadPredictor:
 
         if mask_input is not None:
             mask_input = np.ascontiguousarray(mask_input, np.float32)
-        p = asyncio.run(
-            self.session.predict(point_coords, point_labels, box, mask_input, multimask_output)
-        )
+        prompt = Prompt.of(point_coords, point_labels, box, mask_input, multimask_output)
+        p = asyncio.run(self.session.predict(prompt))
         return p.as_arrays()
 
 

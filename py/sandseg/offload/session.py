@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..inputs import Prompt
 from ..model import probe_image
-from ..predictor import ImageState, InputError, Prediction, Predictor, check_prompts
+from ..predictor import ImageState, InputError, Prediction, Predictor
 from . import messages
 from .client import OffloadClient, OffloadError, ServerUnreachable
 from .planner import MODES, SPLIT_STAGES, STAGES, Planner, Sizes, needs, split_stage
@@ -260,32 +261,16 @@ class OffloadSession:
 
     # -- prompts --------------------------------------------------------------------------
 
-    async def predict(
-        self,
-        point_coords: Any = None,
-        point_labels: Any = None,
-        box: Any = None,
-        mask_input: Any = None,
-        multimask_output: bool = True,
-    ) -> Prediction:
-        """Decode prompts against the current image, where its mode says (see Predictor)."""
+    async def predict(self, prompt: Prompt) -> Prediction:
+        """Decode a prompt against the current image, where its mode says (see Predictor)."""
         if self._image is None or self.image_mode is None:
             raise InputError("no image is set: call set_image(image) before predict()")
         _, height, width, _, _ = self._image
         if self.image_mode != "server":
-            return await self._predict_locally(
-                point_coords, point_labels, box, mask_input, multimask_output
-            )
-        check_prompts((height, width), point_coords, point_labels, box)
+            return await self._predict_locally(prompt)
+        prompt.check((height, width))
         assert self.client is not None and self._server_image is not None
-        body = messages.encode_prompt(
-            point_coords,
-            point_labels,
-            box,
-            memoryview(mask_input).tobytes() if mask_input is not None else None,
-            multimask_output,
-            self.low_res,
-        )
+        body = messages.encode_prompt(prompt, self.low_res)
         try:
             before = self.client.bytes_down
             prediction = await self._predict_remotely(body)
@@ -297,9 +282,7 @@ class OffloadSession:
             self._note_fallback(exc)
             result = await self._encode("client")
             self.image_mode = result.mode
-            return await self._predict_locally(
-                point_coords, point_labels, box, mask_input, multimask_output
-            )
+            return await self._predict_locally(prompt)
 
     async def _predict_remotely(self, body: bytes) -> Prediction:
         assert self.client is not None and self._server_image is not None
@@ -312,10 +295,10 @@ class OffloadSession:
         await self._encode("server")
         return await self.client.predict(self._server_image, body)
 
-    async def _predict_locally(self, *args: Any) -> Prediction:
+    async def _predict_locally(self, prompt: Prompt) -> Prediction:
         assert self.predictor is not None
         start = time.perf_counter()
-        prediction = await self.predictor.predict_async(*args)
+        prediction = await self.predictor.predict_prompt(prompt)
         self.planner.observe_client("decode", time.perf_counter() - start)
         return prediction
 

@@ -17,6 +17,7 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..inputs import Prompt
 from ..model import ImageInfo
 from ..predictor import Prediction
 
@@ -45,19 +46,9 @@ class Runtime(Protocol):
         raises to stop the work)."""
         ...
 
-    def decode(
-        self,
-        embeddings: bytes,
-        info: ImageInfo,
-        point_coords: Any = None,
-        point_labels: Any = None,
-        box: Any = None,
-        mask_input: Any = None,
-        multimask_output: bool = True,
-    ) -> Prediction:
-        """Prompts (SamPredictor.predict's point_coords, point_labels, box, mask_input,
-        multimask_output; original pixels) on (64, 64, 256) embeddings -> masks at the
-        original size, IoU predictions and low-res logits."""
+    def decode(self, embeddings: bytes, info: ImageInfo, prompt: Prompt) -> Prediction:
+        """A prompt (original pixels) on (64, 64, 256) embeddings -> masks at the original
+        size, IoU predictions and low-res logits."""
         ...
 
 

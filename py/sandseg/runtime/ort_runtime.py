@@ -14,8 +14,9 @@ import numpy as np
 import onnxruntime as ort
 
 from ..export import BOUNDARIES, DECODER, STAGES, StageGraphs
+from ..inputs import Prompt
 from ..model import ImageInfo
-from ..predictor import LOW_RES, InputError, Prediction, _prompt_points
+from ..predictor import LOW_RES, Prediction
 from . import ONNXRUNTIME, host
 
 CPU = "CPUExecutionProvider"
@@ -58,27 +59,18 @@ class OrtRuntime:
             checkpoint(STAGES[index])
         return np.ascontiguousarray(y, np.float32).tobytes()
 
-    def decode(
-        self,
-        embeddings: bytes,
-        info: ImageInfo,
-        point_coords: Any = None,
-        point_labels: Any = None,
-        box: Any = None,
-        mask_input: Any = None,
-        multimask_output: bool = True,
-    ) -> Prediction:
-        coords, labels = _prompt_points(point_coords, point_labels, box, info)
+    def decode(self, embeddings: bytes, info: ImageInfo, prompt: Prompt) -> Prediction:
+        coords, labels = prompt.tokens(info)
         feeds = {
             "image_embeddings": np.frombuffer(embeddings, np.float32).reshape(BOUNDARIES[-1]),
             "point_coords": np.asarray(coords, np.float32)[None],
             "point_labels": np.asarray(labels, np.float32)[None],
-            "mask_input": _mask_input(mask_input),
-            "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
+            "mask_input": _mask_input(prompt.mask_input),
+            "has_mask_input": np.array([0.0 if prompt.mask_input is None else 1.0], np.float32),
         }
         low_res, iou = self.sessions[DECODER].run(["low_res_masks", "iou_predictions"], feeds)
         # Channel 0 is SAM's single-mask output, channels 1..3 its multimask output.
-        channels = slice(1, 4) if multimask_output else slice(0, 1)
+        channels = slice(1, 4) if prompt.multimask_output else slice(0, 1)
         low_res = np.ascontiguousarray(low_res[0, channels])
         logits = host.upscale(low_res, info)
         h, w = info.original
@@ -91,12 +83,7 @@ class OrtRuntime:
         )
 
 
-def _mask_input(mask_input: Any) -> np.ndarray:
+def _mask_input(mask_input: bytes | None) -> np.ndarray:
     if mask_input is None:
         return np.zeros((1, 1, LOW_RES, LOW_RES), np.float32)
-    view = memoryview(mask_input) if not isinstance(mask_input, memoryview) else mask_input
-    if view.format not in ("f", "<f", "=f") or view.nbytes != LOW_RES * LOW_RES * 4:
-        raise InputError(
-            f"mask_input must be float32 of shape (1, 256, 256); got {view.format!r} {view.shape}"
-        )
-    return np.frombuffer(view.tobytes(), np.float32).reshape(1, 1, LOW_RES, LOW_RES)
+    return np.frombuffer(mask_input, np.float32).reshape(1, 1, LOW_RES, LOW_RES)

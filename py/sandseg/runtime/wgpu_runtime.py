@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..gpu.native import NativeDevice
+from ..inputs import Prompt, image_bytes
 from ..model import ImageInfo
 from ..model.tiny_vit import IMG_SIZE
-from ..predictor import Prediction, Predictor, _image_bytes
+from ..predictor import Prediction, Predictor
 from . import WGPU
 
 
@@ -32,7 +33,7 @@ class WgpuRuntime:
         self._inputs = [(IMG_SIZE, IMG_SIZE, 3), *(s.output_shape for s in stages)]
 
     def preprocess(self, image: Any) -> tuple[bytes, ImageInfo]:
-        pixels, height, width, channels = _image_bytes(image, "RGB")
+        pixels, height, width, channels = image_bytes(image, "RGB")
         x, info = self.model.preprocess(pixels, height, width, channels)
         return self.device.read_sync(x), info
 
@@ -45,22 +46,9 @@ class WgpuRuntime:
         )
         return self.device.read_sync(y)
 
-    def decode(
-        self,
-        embeddings: bytes,
-        info: ImageInfo,
-        point_coords: Any = None,
-        point_labels: Any = None,
-        box: Any = None,
-        mask_input: Any = None,
-        multimask_output: bool = True,
-    ) -> Prediction:
+    def decode(self, embeddings: bytes, info: ImageInfo, prompt: Prompt) -> Prediction:
         current = self._current
         if current is None or current[0] is not embeddings or current[1] != info:
             self.predictor.set_image_embedding(embeddings, info.original)
             self._current = (embeddings, info)
-        return asyncio.run(
-            self.predictor.predict_async(
-                point_coords, point_labels, box, mask_input, multimask_output
-            )
-        )
+        return asyncio.run(self.predictor.predict_prompt(prompt))

@@ -235,24 +235,17 @@ class OffloadApi:
         deadline = Deadline(self.settings.deadline_s)
         sha = request.path_params["sha"]
         body = await self._body(request, (MEDIA_TYPE,))
-        prompt = _parsed(lambda: messages.decode_prompt(body))
+        prompt, low_res = _parsed(lambda: messages.decode_prompt(body))
         state = await asyncio.to_thread(self.engine.cached, sha)
         if state is None:
             raise ApiError(
                 404, "that image is not in the server's cache: upload it again (POST /images)"
             )
-        args = {
-            "point_coords": prompt.point_coords,
-            "point_labels": prompt.point_labels,
-            "box": prompt.box,
-            "mask_input": memoryview(prompt.mask_input).cast("f") if prompt.mask_input else None,
-            "multimask_output": prompt.multimask_output,
-        }
         result: Prediction
         result, timing = await self._compute(
-            request, deadline, lambda _: self.engine.predict(state, args)
+            request, deadline, lambda _: self.engine.predict(state, prompt)
         )
-        out = messages.encode_prediction(result, prompt.low_res)
+        out = messages.encode_prediction(result, low_res)
         if "gzip" in request.headers.get("accept-encoding", ""):
             # Masks are 0/1 bytes: gzip makes them ~50x smaller for the slow links.
             packed = await asyncio.to_thread(gzip.compress, out, 1)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from ..gpu import Tensor, get_device
 from ..gpu.native import NativeDevice
+from ..inputs import Prompt
 from ..model import ImageInfo
 from ..model.tiny_vit import IMG_SIZE
 from ..predictor import InputError, Prediction, Predictor
@@ -177,8 +178,8 @@ class Engine:
     def embeddings(self, state: EncodedImage) -> bytes:
         return state.embeddings
 
-    def predict(self, state: EncodedImage, prompt: dict[str, Any]) -> Prediction:
-        return self.runtimes[self.plan.parts[DECODE]].decode(state.embeddings, state.info, **prompt)
+    def predict(self, state: EncodedImage, prompt: Prompt) -> Prediction:
+        return self.runtimes[self.plan.parts[DECODE]].decode(state.embeddings, state.info, prompt)
 
     def everything(
         self, state: EncodedImage, options: dict[str, Any], cancel: threading.Event
@@ -250,7 +251,7 @@ class Engine:
             x = runtime.run_stages(x, index, index + 1, lambda _stage: None)
             times[stage.name] = time.perf_counter() - start
         start = time.perf_counter()
-        runtime.decode(x, info, point_coords=[[500, 300]], point_labels=[1])
+        runtime.decode(x, info, Prompt.of([[500, 300]], [1]))
         times[DECODE] = time.perf_counter() - start
         return times
 
