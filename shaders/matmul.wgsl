@@ -15,7 +15,9 @@
 // The 8 rows are spelled out (no loop-indexed arrays), which keeps the accumulators in
 // registers on LLVM-based adapters (3-4x faster on lavapipe than an indexed array).
 // Grid: (ceil(N / (16 * WG_X)), ceil(M / (8 * WG_Y)), batch), or a range of its rows of
-// workgroups starting at invocation row y0.
+// workgroups starting at matrix row `row0`. The variants `matmul_tiled` (workgroup memory)
+// and `matmul_subgroup` compute the same with the same bindings and Params
+// (sandseg.ops.variants chooses among them by measurement).
 
 //! include activation.wgsl
 
@@ -27,8 +29,8 @@ override HAS_RESIDUAL: bool = false;
 
 struct Params {
     m: u32, n: u32, k: u32, alpha: f32,
-    // y0: the first invocation row of this dispatch (a large product goes as several).
-    batch_a: u32, batch_b: u32, batch_c: u32, y0: u32,
+    // row0: the first row of C this dispatch computes (a large product goes as several).
+    batch_a: u32, batch_b: u32, batch_c: u32, row0: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -83,7 +85,7 @@ fn store_row(row: u32, col4: u32, n4: u32, base: u32, acc: Acc) {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n4 = p.n / 4u;
     let k4 = p.k / 4u;
-    let row0 = (gid.y + p.y0) * 8u;
+    let row0 = p.row0 + gid.y * 8u;
     let col4 = gid.x * 4u;
     if (row0 >= p.m || col4 >= n4) {
         return;

@@ -1,4 +1,4 @@
-"""The `sandseg` command: info, convert, segment, everything, serve, export-onnx, bench.
+"""The `sandseg` command: info, convert, segment, everything, serve, export-onnx, tune, bench.
 
 Each subcommand is a module of `sandseg.commands` that registers its parser and handler;
 this module only dispatches and turns user-facing errors into one line and exit code 2."""
@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from .amg import cli as everything
-from .commands import bench, convert, export_onnx, info, segment, serve
+from .commands import bench, convert, export_onnx, info, segment, serve, tune
 
-COMMANDS = (info, convert, segment, everything, serve, export_onnx, bench)
+COMMANDS = (info, convert, segment, everything, serve, export_onnx, tune, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

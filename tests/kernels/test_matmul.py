@@ -1,4 +1,8 @@
-"""matmul (shaders/matmul.wgsl, the fast path) against reference.matmul."""
+"""matmul (shaders/matmul.wgsl, the fast path) against reference.matmul.
+
+These tests pin the register-blocked variant (`blocked`; its 8x8-workgroup twin is checked
+at the model's shapes too); test_matmul_tiled.py and test_matmul_subgroup.py run the same
+checks on the other variants, and tests/test_tuning.py the choice among them."""
 
 from __future__ import annotations
 
@@ -9,6 +13,11 @@ from sandseg import ops
 from sandseg.ops import OpError
 from tests import reference
 from tests.gpu_helpers import assert_close, assert_split, from_gpu, split_and_whole, to_gpu
+
+
+@pytest.fixture(autouse=True)
+def blocked(monkeypatch):
+    monkeypatch.setenv("SANDSEG_KERNELS", "matmul=blocked")
 
 
 def check_matmul(device, rng, a_shape, b_shape, *, atol=2e-5, **kw):
@@ -44,6 +53,14 @@ def check_matmul(device, rng, a_shape, b_shape, *, atol=2e-5, **kw):
 )
 def test_matmul_fast_path_model_and_awkward_shapes(device, rng, m, k, n):
     check_matmul(device, rng, (m, k), (k, n))
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n"), [(4900, 160, 480), (7, 256, 2048), (33, 12, 20), (130, 20, 68)]
+)
+def test_matmul_blocked8x8_variant(device, rng, monkeypatch, m, k, n):
+    monkeypatch.setenv("SANDSEG_KERNELS", "matmul=blocked8x8")
+    check_matmul(device, rng, (m, k), (k, n), with_bias=True, act="gelu")
 
 
 @pytest.mark.parametrize("act", ["gelu", "relu", None])

@@ -7,7 +7,7 @@ from .conv import conv2d, conv2d_depthwise, conv_transpose2x2
 from .encoding import positional_encoding
 from .image import preprocess, resize_antialias, resize_bilinear
 from .layout import permute, window_partition, window_reverse
-from .linalg import activate, gelu, matmul, matmul_strided
+from .linalg import activate, gelu, matmul, matmul_strided, matmul_subgroup, matmul_tiled
 from .mask import mask_stats, threshold
 from .multihead import attention
 from .norm import layer_norm, softmax
@@ -25,6 +25,8 @@ __all__ = [
     "mask_stats",
     "matmul",
     "matmul_strided",
+    "matmul_subgroup",
+    "matmul_tiled",
     "permute",
     "positional_encoding",
     "preprocess",

@@ -39,3 +39,6 @@ def matmul(a, b, bias=None, residual=None, act=None, alpha=1.0, trans_a=False, t
 
 
 matmul_strided = matmul
+# The fast kernel's variants (sandseg.ops.variants) compute the same product.
+matmul_tiled = matmul
+matmul_subgroup = matmul

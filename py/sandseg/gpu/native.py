@@ -24,6 +24,9 @@ class NativeDevice(Device):
         info = adapter.info
         name = f"{info['device']} ({info['backend_type']}, {info['adapter_type']})"
         super().__init__(name, frozenset(features))
+        # What the tuning table is keyed by: the same adapter under another driver or
+        # compiler may favour other kernels.
+        self.adapter_key = f"{name}; {info['description']}; wgpu-py {wgpu.__version__}"
 
     def _create_buffer(self, size: int) -> Any:
         return self._device.create_buffer(size=size, usage=_STORAGE)
@@ -43,6 +46,9 @@ class NativeDevice(Device):
             for i, kind in enumerate([*kinds, "uniform"])
         ]
         group_layout = self._device.create_bind_group_layout(label=kernel, entries=entries)
+        # Deviation from WebGPU: naga compiles subgroup built-ins once the device has the
+        # feature but rejects the `enable subgroups;` directive browsers require (wgpu#5555).
+        source = source.replace("enable subgroups;", "")
         module = self._device.create_shader_module(label=kernel, code=source)
         pipeline = self._device.create_compute_pipeline(
             label=kernel,

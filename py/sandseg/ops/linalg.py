@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from ..gpu import Tensor
+from ..gpu import Device, Tensor, tuning
+from . import variants
 from ._common import activation_code, ceil_div, check, check_f32, pack, slices
 
-WG_X, WG_Y = 16, 4
 # Work per FLOP (see Device.dispatch): the strided kernel does one element per invocation,
-# about 4x slower per FLOP than the register-tiled one on CPU adapters.
+# about 4x slower per FLOP than the register-blocked one on CPU adapters.
 STRIDED_WORK = 4.0
+# What tuning times per candidate: about this many FLOP, in multiples of this many rows (a
+# whole number of every variant's tiles): milliseconds on a CPU adapter.
+MEASURE_FLOP = 5_000_000
+MEASURE_ROWS = 128
 
 
 def matmul(
@@ -65,13 +69,13 @@ def matmul(
     inputs = [a, b, bias, residual]
     sizes, strides = (batch, m, n, k), (batch_a, batch_b)
     if not trans_a and not trans_b and k % 4 == 0 and n % 4 == 0:
-        _dispatch_tiled(inputs, out, sizes, alpha, strides, constants)
+        _dispatch_fast(inputs, out, sizes, alpha, strides, constants)
     else:
         _dispatch_strided(inputs, out, sizes, alpha, strides, constants, trans_a, trans_b)
     return out
 
 
-def _dispatch_tiled(
+def _dispatch_fast(
     inputs: list[Tensor | None],
     out: Tensor,
     sizes: tuple[int, int, int, int],
@@ -79,17 +83,63 @@ def _dispatch_tiled(
     batch_strides: tuple[int, int],
     constants: dict[str, int | bool],
 ) -> None:
-    """The register-tiled kernel: each invocation does 8 rows; a large product goes as several
-    dispatches, each over a range of workgroup rows (`y0`, in invocation rows), for GP-5."""
+    """The fast kernels (K and N multiples of 4, no transposes): the variant this adapter
+    runs fastest on this shape class (measured once, see sandseg.gpu.tuning)."""
+    _, m, n, k = sizes
+    device = out.device
+    names = [v.name for v in variants.candidates(device, "matmul")]
+    shape_class = variants.matmul_class(m, k, n)
+    name = tuning.choose(device, "matmul", shape_class, names, matmul_measure(device, m, k, n))
+    v = variants.variant("matmul", name)
+    _record_fast(v, inputs, out, sizes, alpha, batch_strides, constants)
+
+
+def matmul_measure(device: Device, m: int, k: int, n: int) -> tuning.Measure:
+    """How tuning times a variant of the fast matmul on an (m, k) @ (k, n) product: zeros,
+    no epilogue (so every class shares one pipeline per variant), and rows for about
+    MEASURE_FLOP (whole tiles of every variant, at most m): the variants scale alike with M,
+    so a slice ranks them."""
+    rows = min(m, ceil_div(max(MEASURE_FLOP // (2 * n * k), 1), MEASURE_ROWS) * MEASURE_ROWS)
+
+    async def measure(name: str, bound: float) -> float:
+        v = variants.variant("matmul", name)
+        a = device.upload(bytes(4 * rows * k), (rows, k))
+        b = device.upload(bytes(4 * k * n), (k, n))
+        c = device.empty((rows, n))
+        inputs: list[Tensor | None] = [a, b, None, None]
+
+        def record() -> None:
+            _record_fast(v, inputs, c, (1, rows, n, k), 1.0, (0, 0), _NO_EPILOGUE)
+
+        warm_up = tuning.table_for(device).first_run(f"matmul/{name}")
+        return await tuning.measure_seconds(device, record, bound, warm_up)
+
+    return measure
+
+
+_NO_EPILOGUE: dict[str, int | bool] = {"ACT": 0, "HAS_BIAS": False, "HAS_RESIDUAL": False}
+
+
+def _record_fast(
+    v: variants.Variant,
+    inputs: list[Tensor | None],
+    out: Tensor,
+    sizes: tuple[int, int, int, int],
+    alpha: float,
+    batch_strides: tuple[int, int],
+    constants: dict[str, int | bool],
+) -> None:
+    """One variant's dispatches; a large product goes as several, each over a range of
+    workgroup rows starting at matrix row `row0`, for GP-5."""
     batch, m, n, k = sizes
     device = out.device
     flops = 2.0 * batch * m * n * k
-    grid_x, grid_y = ceil_div(n, 16 * WG_X), ceil_div(m, 8 * WG_Y)
-    constants = constants | {"WG_X": WG_X, "WG_Y": WG_Y}
+    grid_x, grid_y = ceil_div(n, v.cols), ceil_div(m, v.rows)
+    constants = constants | dict(v.constants)
     for first, size in slices(device, flops, grid_y):
-        params = pack("IIIfIIII", m, n, k, alpha, *batch_strides, m * n, first * WG_Y)
+        params = pack("IIIfIIII", m, n, k, alpha, *batch_strides, m * n, first * v.rows)
         work = flops * size / max(grid_y, 1)  # no rows: one empty dispatch
-        device.dispatch("matmul", inputs, [out], params, (grid_x, size, batch), constants, work)
+        device.dispatch(v.kernel, inputs, [out], params, (grid_x, size, batch), constants, work)
 
 
 def _dispatch_strided(
