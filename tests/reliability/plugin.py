@@ -29,8 +29,6 @@ _ID = re.compile(r"^- ([A-Z]{2}-\d+) (.*)$")
 NOT_BUILT = {
     "RT-2": "issue 12: the browser's WASM path (onnxruntime-web) is not built yet",
     "SC-1": "issue 16: the Ray Serve tier is not built yet",
-    "SC-2": "issue 16: the shared (Redis) embedding cache is not built yet",
-    "SC-3": "issue 16: the shared (Redis) embedding cache is not built yet",
 }
 
 
