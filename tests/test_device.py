@@ -10,7 +10,7 @@ import pytest
 from sandseg import ops
 from sandseg.gpu import GPUError
 from sandseg.gpu import device as device_module
-from sandseg.ops import linalg
+from sandseg.ops import variants
 from tests.gpu_helpers import from_gpu, to_gpu
 
 
@@ -108,12 +108,13 @@ def test_submit_cuts_at_the_budget_too(gpu_device, rng, monkeypatch):
 
 
 def test_the_budget_follows_the_measured_rate(gpu_device, rng, monkeypatch):
+    monkeypatch.setenv("SANDSEG_KERNELS", "matmul=blocked")  # its rows of workgroups below
     paced(gpu_device, monkeypatch)
     assumed = device_module.ASSUMED_WORK_RATE * 0.05
     assert gpu_device.work_budget() == assumed
     a = to_gpu(gpu_device, rng.standard_normal((1024, 1024)).astype(np.float32))
     # The product's unit of slicing: one row of workgroups (32 rows in all), never cut.
-    row = 2 * 1024**3 / (1024 // (8 * linalg.WG_Y))
+    row = 2 * 1024**3 / (1024 // variants.variant("matmul", "blocked").rows)
     for _ in range(3):
         # The budget when the work is recorded cuts it; `finish` then learns a new one, which
         # moves with the machine's load. A regression: this compared with the new budget,
@@ -138,7 +139,8 @@ def test_the_budget_follows_the_measured_rate(gpu_device, rng, monkeypatch):
     assert whole.work / 4 < gpu_device.work_rate() * whole.seconds < whole.work * 4
 
 
-def test_without_a_target_nothing_is_cut(gpu_device, rng):
+def test_without_a_target_nothing_is_cut(gpu_device, rng, monkeypatch):
+    monkeypatch.setenv("SANDSEG_KERNELS", "matmul=blocked")  # no tuning dispatches counted
     assert gpu_device.submission_target_s is None and gpu_device.work_budget() is None
     a = to_gpu(gpu_device, rng.standard_normal((512, 512)).astype(np.float32))
     before = gpu_device.dispatch_count

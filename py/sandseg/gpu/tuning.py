@@ -208,20 +208,25 @@ async def measure_seconds(
     recorded before goes first, untimed, and so does one run if `warm_up` (a pipeline's
     first submission may compile it)."""
     await device.finish()
-    if warm_up:
-        record()
-        await device.finish()
-    record()
-    first = await _timed(device)
-    if first > bound:
-        return first
-    repeat = max(1, min(MAX_REPEAT, round(MIN_SAMPLE_S / max(first, 1e-9))))
-    best = first
-    for _ in range(SAMPLES):
-        for _ in range(repeat):
+    # Synthetic work must not teach the device its pacing rate (Device.finish learns it).
+    rates = device._rates.copy()
+    try:
+        if warm_up:
             record()
-        best = min(best, await _timed(device) / repeat)
-    return best
+            await device.finish()
+        record()
+        first = await _timed(device)
+        if first > bound:
+            return first
+        repeat = max(1, min(MAX_REPEAT, round(MIN_SAMPLE_S / max(first, 1e-9))))
+        best = first
+        for _ in range(SAMPLES):
+            for _ in range(repeat):
+                record()
+            best = min(best, await _timed(device) / repeat)
+        return best
+    finally:
+        device._rates = rates
 
 
 async def _timed(device: Device) -> float:
