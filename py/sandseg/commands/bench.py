@@ -1,5 +1,5 @@
-"""`sandseg bench kernels | model | offload | load | everything`: benchmarks that print a
-table and write JSON (speed is measured here, never in timed tests)."""
+"""`sandseg bench kernels | gpu | model | offload | load | everything`: benchmarks that print
+a table and write JSON (speed is measured here, never in timed tests)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from . import Progress, Subparsers
 def register(sub: Subparsers) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     benches = bench.add_subparsers(dest="bench", required=True)
-    for add in (_kernels, _model, _offload, _load, _everything):
+    for add in (_kernels, _gpu, _model, _offload, _load, _everything):
         add(benches)
 
 
@@ -28,6 +28,37 @@ def run_kernels(args: argparse.Namespace, progress: Progress) -> int:
     from ..bench.kernels import run_kernel_bench
 
     return run_kernel_bench(json_path=args.json, repeat=args.repeat, only=args.only)
+
+
+def _gpu(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "gpu", help="matmul variants, conv, attention (and the encoder) vs the adapter's peak"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
+    parser.add_argument(
+        "--all-variants",
+        action="store_true",
+        help="every matmul variant, not only the tuned one and the register-blocked one "
+        "(slow on CPU adapters, where the workgroup-memory ones are ~10x slower)",
+    )
+    parser.add_argument("--weights", help="also time the encoder with these weights")
+    parser.add_argument("--image", help="the image the encoder runs on (with --weights)")
+    parser.add_argument("--quick", action="store_true", help="one matmul shape: a smoke run")
+    parser.set_defaults(handler=run_gpu)
+
+
+def run_gpu(args: argparse.Namespace, progress: Progress) -> int:
+    from ..bench.gpu import run_gpu_bench
+
+    return run_gpu_bench(
+        json_path=args.json,
+        repeat=args.repeat,
+        all_variants=args.all_variants,
+        weights=args.weights,
+        image=args.image,
+        quick=args.quick,
+    )
 
 
 def _model(sub: Subparsers) -> None:
