@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..server.page_weights import page_weights
+from ..server.serve_cli import sandseg_home
 from ..server.thread import ServerThread
 
 CHROMIUM = os.environ.get("SANDSEG_CHROMIUM", "/usr/bin/chromium")
@@ -88,7 +90,9 @@ def browser_model_times(
     """Median encoder and decoder ms in a new page of `browser`, plus the adapter and
     cold-start timings."""
     encoded = base64.b64encode(image.read_bytes()).decode("ascii")
-    with ServerThread(bundle, weights) as server:
+    # What `sandseg serve` gives the page: the float16 copy of the weights.
+    half = page_weights(weights, sandseg_home() / "page-weights")
+    with ServerThread(bundle, weights, page_weights=half) as server:
         page = browser.new_page()
         try:
             progress("browser: booting the page (Pyodide, package, weights, pipelines)")

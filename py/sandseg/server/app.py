@@ -42,14 +42,20 @@ def create_app(
     token: str | None = None,
     readiness: Readiness | None = None,
     replica: ReplicaInfo | None = None,
+    page_weights: Path | None = None,
 ) -> ASGIApp:
     """Files from `bundle_dir` (built by build.py) and `weights`, a .safetensors file checked
     against its manifest when one is beside it; the offload API when an `engine` (loaded from
     the same weights) is given. `hosts`: the host[:port] names clients may use; `replica`:
-    who answers (X-Sandseg-Replica; default this process)."""
+    who answers (X-Sandseg-Replica; default this process); `page_weights`: the file the page
+    downloads (`sandseg serve`: a float16 copy of `weights`, page_weights.py), default
+    `weights`."""
     bundle_dir = bundle_dir.resolve()
     replica = replica or process_replica()
     weights_sha = verify_weights(weights) if weights is not None else None
+    page_weights = page_weights or weights
+    page_sha = verify_weights(page_weights) if page_weights is not None else None
+    served = {sha: path for sha, path in [(weights_sha, weights), (page_sha, page_weights)] if sha}
     if readiness is None:
         readiness = Readiness()
         readiness.mark_ready()
@@ -58,18 +64,19 @@ def create_app(
 
     async def config(request: Request) -> Response:
         weights_info = None
-        if weights is not None:
+        if page_weights is not None:
             weights_info = {
-                "url": f"/weights/{weights_sha}.safetensors",
-                "sha256": weights_sha,
-                "bytes": weights.stat().st_size,
+                "url": f"/weights/{page_sha}.safetensors",
+                "sha256": page_sha,
+                "bytes": page_weights.stat().st_size,
             }
         return JSONResponse({"weights": weights_info, "bundle": bundle})
 
     async def weights_file(request: Request) -> Response:
-        if weights is None or request.path_params["sha"] != weights_sha:
+        path = served.get(request.path_params["sha"])
+        if path is None:
             raise HTTPException(404, "no such weights")
-        return FileResponse(weights, media_type="application/octet-stream")
+        return FileResponse(path, media_type="application/octet-stream")
 
     async def static(request: Request) -> Response:
         relative = request.path_params.get("path", "") or "index.html"

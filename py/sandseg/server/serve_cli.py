@@ -15,6 +15,7 @@ from ..predictor import InputError
 from ..weights import manifest_path, verify_weights
 from ..weights.files import sha256_file
 from .conversion import convert_in_subprocess
+from .page_weights import page_weights
 
 OFFICIAL_HINT = (
     "no weights: pass --weights mobile_sam.pt (the official MobileSAM checkpoint, from "
@@ -145,6 +146,8 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         raise InputError(f"no web bundle in {bundle}: build it first with `python build.py`")
     weights = resolve_weights(args.weights, progress)
     pin_weights(weights, args.weights_sha256)
+    page = page_weights(weights, sandseg_home() / "page-weights")
+    progress(f"the page downloads {page.name} ({page.stat().st_size} bytes, float16-stored)")
     progress(f"loading {weights.name} (runtime {args.runtime})")
     engine = Engine(
         weights,
@@ -170,6 +173,7 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         settings=settings,
         token=token,
         readiness=readiness,
+        page_weights=page,
     )
     config = uvicorn.Config(
         app,

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 class ServerThread:
     """create_app served by uvicorn on 127.0.0.1 (a secure context) on a free port; with an
-    `engine`, the offload API too."""
+    `engine`, the offload API too; `page_weights`: what the page downloads (default
+    `weights`)."""
 
     def __init__(
         self,
@@ -25,6 +26,7 @@ class ServerThread:
         engine: Engine | None = None,
         settings: ApiSettings | None = None,
         token: str | None = None,
+        page_weights: Path | None = None,
     ) -> None:
         import uvicorn
 
@@ -44,6 +46,7 @@ class ServerThread:
             settings=settings,
             token=token,
             readiness=self.readiness,
+            page_weights=page_weights,
         )
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
