@@ -8,6 +8,7 @@
 //   await client.predict({points: [[x, y]], labels: [1], box: null, maskInput: null,
 //                         multimask: true});          // -> a prediction
 //   await client.setMode("split:layers.1");           // or auto, client, server, split:image
+//   await client.setRuntime("wasm");                  // or auto, webgpu (?runtime= at boot)
 //
 // A prompt: {points: [[x, y], ...], labels: [1 | 0, ...], box: [x0, y0, x1, y1], maskInput:
 // "previous" | null, multimask, preview}, in original-image pixels; absent fields are null
@@ -15,8 +16,10 @@
 // "previous": the best mask of the last prediction that was not a preview (`preview: true`,
 // as the page's hover previews are). A prediction: {masks: Uint8Array C*H*W, shape: [C, H, W],
 // iouPredictions, lowResMasks: Float32Array K*256*256, lowResShape: [K, 256, 256], backend and
-// mode (the same: the mode that produced it), notice, uploadBytes, downloadBytes, serverMs,
-// decoderMs, wasmBytes} plus masksBase64 and lowResMasksBase64 (computed on first use);
+// mode (the same: the mode that produced it), runtime (the client runtime that ran: "webgpu",
+// "wasm", or null when nothing ran here; setImage's results have it too), notice,
+// uploadBytes, downloadBytes, serverMs, decoderMs, wasmBytes} plus masksBase64 and
+// lowResMasksBase64 (computed on first use);
 // K = C, except in server mode, where only the best mask's logits travel.
 //
 // Test bundles (build.py --test-hooks) append testing/client.js: methods that provoke
@@ -59,6 +62,11 @@ function withBase64(result) {
 export function tokenFromUrl() {
   const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   return match ? decodeURIComponent(match[1]) : null;
+}
+
+// The client runtime asked for in the page's URL (?runtime=auto|webgpu|wasm; default auto).
+function runtimeFromUrl() {
+  return new URLSearchParams(location.search).get("runtime") ?? "auto";
 }
 
 // Python's notices are {mode, text}; results and the mode state carry the text as `notice`.
@@ -134,8 +142,9 @@ export class SandsegClient extends EventTarget {
     }
     const ready = await this._request({
       type: "init",
-      config: { ...config, token: tokenFromUrl() },
+      config: { ...config, token: tokenFromUrl(), runtime: runtimeFromUrl() },
     });
+    this.runtime = ready.runtime;
     this.adapter = ready.adapter;
     this.backend = ready.backend;
     this.modes = withNoticeText(ready.modes);
@@ -213,6 +222,20 @@ export class SandsegClient extends EventTarget {
       this.modes = { ...this.modes, ...modes };
       this.dispatchEvent(new CustomEvent("mode", { detail: this.modes }));
       return this.modes;
+    } catch (err) {
+      throw this._reject(err);
+    }
+  }
+
+  /** The client runtime: "auto" (WebGPU where it works, else wasm), "webgpu" or "wasm"
+   * (onnxruntime-web on the CPU). Loads it when needed; applies from the next image (the
+   * current one is dropped). Resolves to {runtime (in force), available (whether `runtime`
+   * can run here), reason}. */
+  async setRuntime(runtime) {
+    try {
+      await this._ready;
+      this.runtime = await this._request({ type: "setRuntime", runtime });
+      return this.runtime;
     } catch (err) {
       throw this._reject(err);
     }
@@ -326,6 +349,7 @@ window.sandseg = {
       decoderMs: r.decoderMs,
       backend: r.backend,
       mode: r.mode,
+      runtime: r.runtime,
       notice: r.notice,
       uploadBytes: r.uploadBytes,
       downloadBytes: r.downloadBytes,
@@ -334,6 +358,9 @@ window.sandseg = {
   },
   async setMode(mode) {
     return getClient().setMode(mode);
+  },
+  async setRuntime(runtime) {
+    return getClient().setRuntime(runtime);
   },
   get modes() {
     return client?.modes ?? null;

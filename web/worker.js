@@ -1,7 +1,9 @@
 // The model's worker (a module worker, PY-1): verifies the bundle's pinned files (WB-2), boots
-// Pyodide and the sandseg wheel, loads the weights (Cache API, verified), and serves requests
-// one at a time. Protocol (see client.js): init, setImage, predict -> progress, ready,
-// result, error. All GPU work is Python (sandseg.browser); this file only moves bytes.
+// Pyodide and the sandseg wheel, loads the client runtime (webgpu: the weights, from the Cache
+// API, verified; wasm: onnxruntime-web and the server's graphs, ort_runtime.js, RT-2) and
+// serves requests one at a time. Protocol (see client.js): init, setImage, predict, setMode,
+// setRuntime -> progress, ready, result, error. All GPU work is Python (sandseg.browser);
+// this file only moves bytes.
 
 const WEIGHTS_CACHE = "sandseg-weights";
 const PYODIDE_DIR = "pyodide/";
@@ -17,6 +19,7 @@ let api = null; // the Python module sandseg.browser.session
 let session = null; // its Session, once the model is ready
 let bootError = null;
 let pyodide = null;
+let lastConfig = null; // init's config: what setRuntime loads a runtime with
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
 const progress = (stage, fraction, message) => post({ type: "progress", stage, fraction, message });
@@ -130,6 +133,42 @@ function wasmBytes() {
   return pyodide?._module?.HEAPU8?.byteLength ?? null;
 }
 
+// The WebGPU runtime: device, weights, pipelines -> {problem: null when it works, else why
+// not; cached; the parts' times}.
+async function loadWebgpu(loading, config) {
+  const t0 = performance.now();
+  const problem = await loading.open_device();
+  if (problem) return { problem, cached: false };
+  const weights = await loadWeights(config.weights);
+  const t1 = performance.now();
+  progress("weights", 1, "uploading weights to the GPU");
+  const noModel = await loading.load_model(weights.bytes);
+  const t2 = performance.now();
+  const times = { downloadMs: t1 - t0, uploadMs: t2 - t1, cached: weights.cached };
+  if (noModel) return { problem: noModel, ...times };
+  progress("pipelines", null, "compiling GPU pipelines");
+  await loading.compile_pipelines();
+  return { problem: null, ...times, pipelinesMs: performance.now() - t2 };
+}
+
+// The wasm runtime (onnxruntime-web), imported only when chosen -> null when it loaded, else
+// why not (a file that fails its check stops this path, in the check's words).
+async function loadWasm(loading, config) {
+  progress("wasm", null, "loading the wasm runtime (onnxruntime-web)");
+  try {
+    const { loadOrtRuntime } = await import("./ort_runtime.js");
+    const deps = { bundle: config.bundle, token: config.token, fetchVerified, sha256Hex, progress };
+    const bridge = await loadOrtRuntime(deps);
+    loading.attach_wasm(bridge);
+    return null;
+  } catch (err) {
+    const problem = `the wasm runtime did not load: ${describe(err)}`;
+    loading.runtime_problem("wasm", problem);
+    console.warn(`sandseg: ${problem}`);
+    return problem;
+  }
+}
+
 async function init({ config }) {
   const t0 = performance.now();
   if (!config?.bundle) throw new Error("the server has no bundle.json: run `python build.py`");
@@ -138,6 +177,7 @@ async function init({ config }) {
       "the server has no weights: start it with `sandseg serve --weights mobile_sam.pt`",
     );
   }
+  lastConfig = config;
   progress("pyodide", null, "checking the bundle");
   const lockFileContents = await verifyBundle(config.bundle);
   const t1 = performance.now();
@@ -151,26 +191,21 @@ async function init({ config }) {
   api = pyodide.pyimport("sandseg.browser.session");
   const t3 = performance.now();
   const loading = api.Session(config.token ?? null);
-  // A browser that cannot run the model (no WebGPU, limits too small, out of memory) still
+  // The client runtime (?runtime=): webgpu, wasm, or auto (WebGPU where it works, else wasm).
+  // A browser where neither runs (no WebGPU, limits too small, out of memory, no graphs) still
   // works: everything then runs on the server (GP-1, GP-4, GP-6).
-  let clientProblem = await loading.open_device();
-  let weights = { cached: false };
-  let t4 = performance.now();
-  let t5 = t4;
-  if (!clientProblem) {
-    weights = await loadWeights(config.weights);
-    t4 = performance.now();
-    progress("weights", 1, "uploading weights to the GPU");
-    clientProblem = await loading.load_model(weights.bytes);
-    t5 = performance.now();
-    if (!clientProblem) {
-      progress("pipelines", null, "compiling GPU pipelines");
-      await loading.compile_pipelines();
-    }
+  const requested = config.runtime ?? "auto";
+  let webgpu = { problem: "not loaded (?runtime=wasm)", cached: false };
+  if (requested !== "wasm") webgpu = await loadWebgpu(loading, config);
+  if (webgpu.problem) loading.runtime_problem("webgpu", webgpu.problem);
+  const t5 = performance.now();
+  if (requested === "wasm" || (requested === "auto" && webgpu.problem)) {
+    await loadWasm(loading, config);
   }
+  const runtime = plain(loading.select_runtime(requested));
   const t6 = performance.now();
   progress("server", null, "connecting to the offload server");
-  const modes = plain(await loading.connect(clientProblem ?? null));
+  const modes = plain(await loading.connect(runtime.runtime ? null : runtime.reason));
   const t7 = performance.now();
   session = loading; // only a fully loaded session serves requests
   return {
@@ -179,16 +214,18 @@ async function init({ config }) {
     modes,
     modeChoices: plain(session.mode_choices()),
     adapter: session.adapter,
+    runtime,
     maxImagePixels: session.max_image_pixels,
     timings: {
       verifyMs: t1 - t0,
       pyodideMs: t2 - t1,
       packageMs: t3 - t2,
-      weightsMs: t5 - t3,
-      weightsDownloadMs: t4 - t3,
-      weightsUploadMs: t5 - t4,
-      weightsCached: weights.cached,
-      pipelinesMs: t6 - t5,
+      weightsMs: (webgpu.downloadMs ?? 0) + (webgpu.uploadMs ?? 0),
+      weightsDownloadMs: webgpu.downloadMs ?? null,
+      weightsUploadMs: webgpu.uploadMs ?? null,
+      weightsCached: webgpu.cached,
+      pipelinesMs: webgpu.pipelinesMs ?? null,
+      wasmMs: t6 - t5,
       connectMs: t7 - t6,
       wasmBytes: wasmBytes(),
     },
@@ -231,6 +268,17 @@ async function setMode({ mode }) {
   return { type: "result", result: plain(session.set_mode(mode)) };
 }
 
+// Load what `runtime` needs when it is not loaded yet, then let Python switch to it.
+async function setRuntime({ runtime }) {
+  const loaded = session.runtimes;
+  if (runtime === "wasm" && !loaded.available("wasm")) await loadWasm(session, lastConfig);
+  if (runtime === "webgpu" && !loaded.available("webgpu")) {
+    const { problem } = await loadWebgpu(session, lastConfig);
+    if (problem) session.runtime_problem("webgpu", problem);
+  }
+  return { type: "result", result: plain(await session.set_runtime(runtime)) };
+}
+
 // The page's objects in and out of COCO JSON and label PNGs (sandseg.browser.annotations;
 // no GPU work): "coco" -> JSON text, "labelPng" -> PNG bytes, "importCoco" -> [{name, mask}].
 const ANNOTATIONS = { coco: "coco_json", labelPng: "label_image", importCoco: "import_coco" };
@@ -248,7 +296,7 @@ function plain(value) {
 
 // Test bundles (build.py --test-hooks) append testing/worker.js, which adds requests that
 // provoke failures on purpose. The production bundle has none.
-const HANDLERS = { init, setImage, predict, setMode, annotations };
+const HANDLERS = { init, setImage, predict, setMode, setRuntime, annotations };
 
 // Python errors carry a traceback: the page shows the last line, without the module path.
 function describe(err) {

@@ -91,20 +91,24 @@ def resize_antialias(
         f"image_words must be ({words},) for a {height}x{width}x{channels} image, "
         f"got {image_words.shape}",
     )
+    src, size, src_channels, packed = image_words, (height, width), channels, True
+    for horizontal in resize_passes(height, width, new_h, new_w):
+        out_size = (size[0], new_w) if horizontal else (new_h, size[1])
+        src = _resample_pass(src, size, out_size, src_channels, packed, horizontal=horizontal)
+        size, src_channels, packed = out_size, 3, False
+    return src
+
+
+def resize_passes(height: int, width: int, new_h: int, new_w: int) -> list[bool]:
+    """Pillow's passes for a resize, in order: True resamples along x, False along y; a pass
+    whose size does not change is skipped (one horizontal copy if neither changes)."""
     need_h, need_v = new_w != width, new_h != height
     # Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many
     # pixels as the width (ImagingResampleInner); the order matters through the 8-bit
     # intermediate. Older Pillow always goes horizontal first: results differ in that case only.
     if need_h and need_v and height - new_h > max(0, 2 * (width - new_w)):
-        order = [False, True]
-    else:
-        order = [step for step, needed in ((True, need_h or not need_v), (False, need_v)) if needed]
-    src, size, src_channels, packed = image_words, (height, width), channels, True
-    for horizontal in order:
-        out_size = (size[0], new_w) if horizontal else (new_h, size[1])
-        src = _resample_pass(src, size, out_size, src_channels, packed, horizontal=horizontal)
-        size, src_channels, packed = out_size, 3, False
-    return src
+        return [False, True]
+    return [step for step, needed in ((True, need_h or not need_v), (False, need_v)) if needed]
 
 
 def _resample_pass(
@@ -118,9 +122,7 @@ def _resample_pass(
 ) -> Tensor:
     """One dispatch of resize_antialias: (h, w) -> (h, new_w) or (h, w) -> (new_h, w)."""
     (in_h, in_w), (out_h, out_w) = in_size, out_size
-    taps, data = (
-        _pil_bilinear_table(in_w, out_w) if horizontal else _pil_bilinear_table(in_h, out_h)
-    )
+    taps, data = pil_bilinear_table(in_w, out_w) if horizontal else pil_bilinear_table(in_h, out_h)
     table = src.device.upload(data, (len(data) // 4,), "i32")
     out = src.device.empty((out_h, out_w, 3), "u32")
     params = pack("IIIII", out_h, out_w, in_w, channels, taps)
@@ -131,8 +133,9 @@ def _resample_pass(
 
 
 @functools.lru_cache(maxsize=16)
-def _pil_bilinear_table(in_size: int, out_size: int) -> tuple[int, bytes]:
-    """PIL's bilinear weights for one axis, as rows [lo, count, k_0 .. k_{taps-1}] of i32.
+def pil_bilinear_table(in_size: int, out_size: int) -> tuple[int, bytes]:
+    """PIL's bilinear weights for one axis, as rows [lo, count, k_0 .. k_{taps-1}] of i32
+    (the browser's WASM runtime resizes with the same table: browser/wasm.py).
 
     The documented exception to "no math on the host": WGSL has no f64, and matching PIL bit
     for bit needs its double-precision weights (precompute_coeffs and normalize_coeffs_8bpc in

@@ -94,8 +94,9 @@ def create_app(
         Route("/api/config", config, methods=["GET"]),
         Route("/weights/{sha}.safetensors", weights_file, methods=["GET"]),
     ]
-    if engine is not None and weights is not None:
-        # Before the API's mount, which answers every other /api/v1 path.
+    if weights is not None:
+        # The graphs of the wasm runtime (no engine needed); before the API's mount, which
+        # answers every other /api/v1 path.
         routes.append(OnnxGraphs(weights, onnx_root()).route())
     if engine is not None:
         api = OffloadApi(engine, weights_sha or "", settings or ApiSettings(), readiness, replica)

@@ -49,7 +49,10 @@ class SecurityHeaders:
                     (b"content-security-policy", CSP.encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
+                    # Cross-origin isolation (COOP + COEP): SharedArrayBuffer, so the wasm
+                    # runtime runs multi-threaded (RT-2); everything is same-origin anyway.
                     (b"cross-origin-opener-policy", b"same-origin"),
+                    (b"cross-origin-embedder-policy", b"require-corp"),
                     (b"cache-control", (IMMUTABLE if immutable else "no-cache").encode()),
                 ]
                 message["headers"] = headers

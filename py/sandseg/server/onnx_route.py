@@ -63,4 +63,3 @@ class OnnxGraphs:
             ) from exc
         graphs = stage_graphs(self.weights, self.root)
         return {name: (graphs.path(name), sha256_file(graphs.path(name))) for name in GRAPHS}
-

@@ -1,0 +1,64 @@
+"""The browser's client runtimes natively (sandseg.browser.runtimes and wasm over the stand-in
+`js`/`pyodide` of test_browser_package): what auto chooses and why, what an unavailable
+runtime answers, and that the wasm runtime's stages and boundaries are the export's."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from sandseg.export import BOUNDARIES, DECODER, STAGES
+from sandseg.offload.planner import STAGES as PLANNED_STAGES
+from sandseg.predictor import InputError
+from sandseg.server.onnx_route import GRAPHS
+from tests.test_browser_package import worker_py  # noqa: F401 (the fixture)
+
+
+def runtimes(worker_py, webgpu: bool, wasm: bool):  # noqa: F811
+    from sandseg.browser.runtimes import ClientRuntimes
+
+    local = SimpleNamespace(predictor=object() if webgpu else None)
+    loaded = ClientRuntimes(local)  # type: ignore[arg-type]
+    if wasm:
+        loaded.attach_wasm(SimpleNamespace(threads=1))
+    if not webgpu:
+        loaded.problem("webgpu", "WebGPU found no GPU adapter")
+    return loaded
+
+
+def test_the_wasm_runtime_runs_the_exported_stages_and_boundaries(worker_py) -> None:  # noqa: F811
+    from sandseg.browser import wasm
+
+    assert wasm.STAGES == tuple(STAGES) == PLANNED_STAGES
+    assert wasm.BOUNDARIES == BOUNDARIES
+    assert list(GRAPHS) == [*STAGES, DECODER]
+
+
+def test_auto_takes_webgpu_where_it_works_else_wasm_saying_why(worker_py) -> None:  # noqa: F811
+    both = runtimes(worker_py, webgpu=True, wasm=True)
+    assert both.choose("auto") and both.current == "webgpu"
+    only_wasm = runtimes(worker_py, webgpu=False, wasm=True)
+    assert only_wasm.choose("auto")
+    assert only_wasm.state(True) == {
+        "runtime": "wasm",
+        "available": True,
+        "reason": "auto: wasm, since WebGPU cannot (WebGPU found no GPU adapter)",
+    }
+    assert only_wasm.predictor() is only_wasm.wasm
+
+
+def test_an_unavailable_runtime_is_refused_and_the_current_one_kept(worker_py) -> None:  # noqa: F811
+    loaded = runtimes(worker_py, webgpu=False, wasm=True)
+    assert loaded.choose("wasm")
+    assert not loaded.choose("webgpu")
+    assert loaded.state(False) == {
+        "runtime": "wasm",
+        "available": False,
+        "reason": "webgpu cannot run here (WebGPU found no GPU adapter)",
+    }
+    neither = runtimes(worker_py, webgpu=False, wasm=False)
+    assert not neither.choose("auto") and neither.current is None
+    assert "wasm: not loaded" in neither.reason
+    with pytest.raises(InputError, match="unknown runtime 'cuda'; the runtimes are auto"):
+        neither.choose("cuda")
