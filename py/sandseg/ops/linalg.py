@@ -9,10 +9,8 @@ from ._common import activation_code, ceil_div, check, check_f32, pack, slices
 # Work per FLOP (see Device.dispatch): the strided kernel does one element per invocation,
 # about 4x slower per FLOP than the register-blocked one on CPU adapters.
 STRIDED_WORK = 4.0
-# What tuning times per candidate: about this many FLOP, in multiples of this many rows (a
-# whole number of every variant's tiles): milliseconds on a CPU adapter.
+# What tuning times per candidate: about this many FLOP (milliseconds on a CPU adapter).
 MEASURE_FLOP = 5_000_000
-MEASURE_ROWS = 128
 
 
 def matmul(
@@ -96,13 +94,14 @@ def _dispatch_fast(
 
 def matmul_measure(device: Device, m: int, k: int, n: int) -> tuning.Measure:
     """How tuning times a variant of the fast matmul on an (m, k) @ (k, n) product: zeros,
-    no epilogue (so every class shares one pipeline per variant), and rows for about
-    MEASURE_FLOP (whole tiles of every variant, at most m): the variants scale alike with M,
-    so a slice ranks them."""
-    rows = min(m, ceil_div(max(MEASURE_FLOP // (2 * n * k), 1), MEASURE_ROWS) * MEASURE_ROWS)
+    no epilogue (so every class shares one pipeline per variant), and a slice of rows of
+    about MEASURE_FLOP (at most m): the variants scale alike with M, so a slice ranks them.
+    Each variant runs whole workgroups of rows and its time is scaled to the slice."""
+    target = min(m, max(MEASURE_FLOP // (2 * n * k), 1))
 
     async def measure(name: str, bound: float) -> float:
         v = variants.variant("matmul", name)
+        rows = min(m, ceil_div(target, v.rows) * v.rows)
         a = device.upload(bytes(4 * rows * k), (rows, k))
         b = device.upload(bytes(4 * k * n), (k, n))
         c = device.empty((rows, n))
@@ -112,7 +111,8 @@ def matmul_measure(device: Device, m: int, k: int, n: int) -> tuning.Measure:
             _record_fast(v, inputs, c, (1, rows, n, k), 1.0, (0, 0), _NO_EPILOGUE)
 
         warm_up = tuning.table_for(device).first_run(f"matmul/{name}")
-        return await tuning.measure_seconds(device, record, bound, warm_up)
+        scale = target / rows
+        return await tuning.measure_seconds(device, record, bound / scale, warm_up) * scale
 
     return measure
 

@@ -45,8 +45,8 @@ MATMUL = (
     Variant("blocked8x8", "matmul", 8 * 8, 16 * 8, {"WG_X": 8, "WG_Y": 8}),
     _tiled("tiled64", 16, 16, 4, 1),  # 64x64 tiles, 4x4 outputs per invocation
     _tiled("tiled128x64", 8, 16, 8, 2),  # 128x64 tiles, 8x8 outputs per invocation
-    Variant("subgroup", "matmul_subgroup", 8, 16 * 64, {"WG": 64}, SUBGROUP_FEATURES),
-    Variant("subgroup16", "matmul_subgroup", 8, 16 * 16, {"WG": 16}, SUBGROUP_FEATURES),
+    Variant("subgroup", "matmul_subgroup", 8 * 64, 16, {"WG": 64}, SUBGROUP_FEATURES),
+    Variant("subgroup8", "matmul_subgroup", 8 * 8, 16, {"WG": 8}, SUBGROUP_FEATURES),
 )
 
 VARIANTS: dict[str, tuple[Variant, ...]] = {"matmul": MATMUL}
