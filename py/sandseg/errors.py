@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .annotations import AnnotationError
 from .gpu.device import GPUError
 from .offload.client import OffloadError
 from .ops._common import OpError
@@ -9,6 +10,7 @@ from .predictor import InputError
 from .weights import WeightsError
 
 # Errors the command line prints as one line instead of a traceback. Others are bugs.
+# (AnnotationError is an InputError.)
 UserFacingError: tuple[type[Exception], ...] = (
     GPUError,
     OffloadError,
@@ -19,6 +21,7 @@ UserFacingError: tuple[type[Exception], ...] = (
 )
 
 __all__ = [
+    "AnnotationError",
     "GPUError",
     "InputError",
     "OffloadError",
