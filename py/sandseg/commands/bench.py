@@ -1,5 +1,5 @@
-"""`sandseg bench kernels | gpu | model | offload | load | everything`: benchmarks that print
-a table and write JSON (speed is measured here, never in timed tests)."""
+"""`sandseg bench kernels | gpu | model | offload | load | everything | wasm`: benchmarks that
+print a table and write JSON (speed is measured here, never in timed tests)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from . import Progress, Subparsers
 def register(sub: Subparsers) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print a table and write JSON")
     benches = bench.add_subparsers(dest="bench", required=True)
-    for add in (_kernels, _gpu, _model, _offload, _load, _everything):
+    for add in (_kernels, _gpu, _model, _offload, _load, _everything, _wasm):
         add(benches)
 
 
@@ -207,4 +207,24 @@ def run_everything(args: argparse.Namespace, progress: Progress) -> int:
         repeat=args.repeat,
         json_path=args.json,
         progress=progress,
+    )
+
+
+def _wasm(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "wasm", help="the browser's client runtimes (wasm, webgpu) side by side in one Chromium"
+    )
+    parser.add_argument("--weights", required=True, help=".safetensors weights")
+    parser.add_argument("--image", required=True, help="image file")
+    parser.add_argument("--bundle", default="web/dist", help="the bundle (python build.py)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed images per runtime")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.set_defaults(handler=run_wasm)
+
+
+def run_wasm(args: argparse.Namespace, progress: Progress) -> int:
+    from ..bench.wasm import run_wasm_bench
+
+    return run_wasm_bench(
+        args.weights, args.image, args.bundle, args.repeat, args.json, progress=progress
     )
