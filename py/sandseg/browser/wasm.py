@@ -23,6 +23,7 @@ from typing import Any
 
 from pyodide.ffi import to_js
 
+from ..inputs import Prompt
 from ..model import ImageInfo
 from ..model.tiny_vit import Step
 from ..ops.image import pil_bilinear_table, resize_longest_side, resize_passes
@@ -167,8 +168,8 @@ class WasmPredictor:
             raise InputError("no image is set: call set_image(image) first")
         return await self.device.read(self._embeddings)
 
-    async def predict_prompt(self, prompt: Any) -> Prediction:
-        """prompt: sandseg.inputs.Prompt. SAM's decoder on wasm, masks upscaled in JS."""
+    async def predict_prompt(self, prompt: Prompt) -> Prediction:
+        """SAM's prompt encoder and mask decoder on wasm, the masks upscaled in JS."""
         if self._embeddings is None or self._info is None:
             raise InputError("no image is set: call set_image(image) before predict()")
         info = self._info
@@ -202,8 +203,6 @@ class WasmPredictor:
         mask_input: Any = None,
         multimask_output: bool = True,
     ) -> Prediction:
-        from ..inputs import Prompt
-
         prompt = Prompt.of(point_coords, point_labels, box, mask_input, multimask_output)
         return await self.predict_prompt(prompt)
 
