@@ -62,3 +62,13 @@ def test_an_unavailable_runtime_is_refused_and_the_current_one_kept(worker_py) -
     assert "wasm: not loaded" in neither.reason
     with pytest.raises(InputError, match="unknown runtime 'cuda'; the runtimes are auto"):
         neither.choose("cuda")
+
+
+def test_the_mode_picker_names_the_client_runtime(worker_py) -> None:  # noqa: F811
+    from sandseg.browser import marshal
+
+    for runtime, name in (("webgpu", "WebGPU"), ("wasm", "WASM"), (None, "WebGPU")):
+        by_value = {c["value"]: c for c in marshal.mode_choices(runtime)}
+        assert by_value["client"]["runs"] == f"{name} client"
+        assert by_value["split:image"]["runs"] == f"server encoder + {name} decoder"
+        assert by_value["split:layers.1"]["runs"] == f"split after layers.1 ({name} + server)"

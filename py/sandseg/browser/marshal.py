@@ -15,13 +15,15 @@ from ..offload.session import ImageResult, Notice, OffloadSession
 from ..predictor import LOW_RES, Prediction
 
 # The page's words for the modes that are not splits: (the picker's label, what produced a
-# result in that mode: the page's backend badge).
+# result in that mode: the page's backend badge); {client} is the client runtime's name.
 _WORDS = {
     "auto": ("Auto (planner picks)", "auto"),
-    "client": ("Client: all on this GPU", "WebGPU client"),
-    "split:image": ("Server encodes, client decodes", "server encoder + WebGPU decoder"),
+    "client": ("Client: all on this device", "{client} client"),
+    "split:image": ("Server encodes, client decodes", "server encoder + {client} decoder"),
     "server": ("Server: all on the server", "server"),
 }
+# The client runtimes' names on the page (browser/runtimes.py).
+RUNTIME_NAMES = {"webgpu": "WebGPU", "wasm": "WASM"}
 
 
 def js_object(value: Any) -> Any:
@@ -29,14 +31,17 @@ def js_object(value: Any) -> Any:
     return to_js(value, dict_converter=js.Object.fromEntries)
 
 
-def mode_choices() -> list[dict[str, Any]]:
+def mode_choices(runtime: str | None = "webgpu") -> list[dict[str, Any]]:
     """The page's mode picker, in order: {value, label, runs (what produces a result in that
-    mode), needsClient, needsServer (what the mode needs to be chosen)}."""
+    mode, naming the client `runtime`), needsClient, needsServer (what the mode needs to be
+    chosen)}."""
+    client = RUNTIME_NAMES.get(runtime or "webgpu", "WebGPU")
     choices = []
     for mode in MODES:
         stage = split_stage(mode)
-        words = (f"Split after {stage}", f"split after {stage} (WebGPU + server)")
+        words = (f"Split after {stage}", f"split after {stage} ({client} + server)")
         label, runs = words if stage else _WORDS[mode]
+        runs = runs.format(client=client)
         needs_client, needs_server = needs(mode)
         choices.append(
             {

@@ -132,8 +132,9 @@ class Session:
         return self.runtimes.current if mode not in (None, "server", "split:image") else None
 
     def mode_choices(self) -> Any:
-        """Every mode, for the page's picker (marshal.mode_choices)."""
-        return marshal.js_object(marshal.mode_choices())
+        """Every mode, for the page's picker (marshal.mode_choices), naming the client runtime
+        chosen at boot."""
+        return marshal.js_object(marshal.mode_choices(self.runtimes.current))
 
     def set_mode(self, mode: str) -> Any:
         self._offload().set_mode(mode)
