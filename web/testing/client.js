@@ -13,6 +13,11 @@ Object.assign(SandsegClient.prototype, {
     return this._request({ type: "provokeGpuErrors" });
   },
 
+  /** Issue 14: [{variant, shape, wrong, guard}] for every matmul variant on this adapter. */
+  async checkMatmulVariantsForTesting() {
+    return this._request({ type: "checkMatmulVariants" });
+  },
+
   /** Testing PY-3: block the worker's thread for `seconds`, as a stuck inference would. */
   async hangForTesting(seconds) {
     await this._request({ type: "hang", seconds });

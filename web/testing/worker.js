@@ -15,6 +15,11 @@ async function provokeGpuErrors() {
   return { type: "result", result: plain(await testing().provoke_gpu_errors(session)) };
 }
 
+// Issue 14: every matmul variant the adapter offers, pinned in turn, against exact results.
+async function checkMatmulVariants() {
+  return { type: "result", result: plain(await testing().check_matmul_variants(session)) };
+}
+
 // Testing PY-3: block this thread as a stuck inference would (no heartbeat, no answer).
 async function hang({ seconds }) {
   const end = performance.now() + seconds * 1000;
@@ -22,4 +27,4 @@ async function hang({ seconds }) {
   return { type: "result", result: null };
 }
 
-Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, hang });
+Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, checkMatmulVariants, hang });

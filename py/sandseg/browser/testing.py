@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from typing import Any
 
-from ..gpu import GPUError
+from .. import ops
+from ..gpu import GPUError, Tensor
+from ..ops import variants
 from . import marshal
 from .session import Session
 
@@ -32,3 +36,60 @@ async def provoke_gpu_errors(session: Session) -> Any:
     except GPUError as exc:
         messages.append(str(exc))
     return marshal.js_object(messages)
+
+
+# Issue 14: the matmul variants on the browser's adapter. (m, k, n): the mask decoder's
+# (7, 256, 256) product, and shapes that end inside every variant's tiles.
+MATMUL_SHAPES = ((7, 256, 256), (33, 12, 20), (130, 20, 68))
+
+
+async def check_matmul_variants(session: Session) -> Any:
+    """Every matmul variant this adapter offers (SANDSEG_KERNELS pins each in turn), with
+    bias, in guard mode: [{variant, shape, wrong, guard}], `wrong` the number of elements
+    that differ from the exact product (inputs are multiples of 1/8 of size at most 1, so
+    every partial sum is exact in f32) and `guard` whether the sentinels after the output
+    are intact (GP-3)."""
+    device = session.local.ready_device()
+    pin = os.environ.get("SANDSEG_KERNELS")
+    device.guard_bytes = 1024
+    results = []
+    try:
+        for m, k, n in MATMUL_SHAPES:
+            a, b, bias = _eighths(m * k, 37), _eighths(k * n, 53), _eighths(n, 71)
+            want = [
+                sum(a[i * k + j] * b[j * n + c] for j in range(k)) + bias[c]
+                for i in range(m)
+                for c in range(n)
+            ]
+            for v in variants.candidates(device, "matmul"):
+                os.environ["SANDSEG_KERNELS"] = f"matmul={v.name}"
+                out = ops.matmul(
+                    _up(device, a, (m, k)), _up(device, b, (k, n)), bias=_up(device, bias, (n,))
+                )
+                whole = Tensor(device, out.buffer, (out.capacity // 4,), "u32", 0, out)
+                data = await device.read(whole)
+                got = struct.unpack(f"<{m * n}f", data[: 4 * m * n])
+                tail = data[4 * m * n :]
+                results.append(
+                    {
+                        "variant": v.name,
+                        "shape": f"{m}x{k} @ {k}x{n}",
+                        "wrong": sum(g != w for g, w in zip(got, want, strict=True)),
+                        "guard": tail == device.SENTINEL * (len(tail) // 4),
+                    }
+                )
+    finally:
+        device.guard_bytes = 0
+        if pin is None:
+            os.environ.pop("SANDSEG_KERNELS", None)
+        else:
+            os.environ["SANDSEG_KERNELS"] = pin
+    return marshal.js_object(results)
+
+
+def _eighths(count: int, mult: int) -> list[float]:
+    return [((i * mult + 11) % 17 - 8) / 8 for i in range(count)]
+
+
+def _up(device: Any, values: list[float], shape: tuple[int, ...]) -> Tensor:
+    return device.upload(struct.pack(f"<{len(values)}f", *values), shape)
