@@ -117,6 +117,25 @@ def test_wasm_gives_the_official_outputs_on_the_landscape_photo(wasm_page, pictu
     assert_official(predict(wasm_page, prompt, True), ref, "left_point__multi")
 
 
+@pytest.mark.requirement("RT-1")
+def test_a_wasm_prefix_composes_with_the_servers_suffix(wasm_page, picture1) -> None:
+    """split:layers.1 on wasm: patch_embed, layers.0 and layers.1 here, the rest on the
+    server (the session's engine: wgpu), the decoder here."""
+    wasm_page.evaluate("() => window.sandseg.setMode('split:layers.1')")
+    try:
+        image = dict(wasm_page.evaluate("() => window.sandseg.setImage('/samples/picture1.jpg')"))
+        result = predict(wasm_page, PROMPTS["center_point"], True)
+    finally:
+        wasm_page.evaluate("() => window.sandseg.setMode('client')")
+    assert image["mode"] == "split:layers.1" and image["runtime"] == "wasm", image["mode"]
+    assert set(image["clientMs"]) == {"preprocess", "patch_embed", "layers.0", "layers.1"}
+    assert result["mode"] == "split:layers.1" and result["runtime"] == "wasm"
+    ref = reference("picture1_seed1234.npz")
+    assert_masks_match(masks_of(result), ref["center_point__multi__masks"][0], "split")
+    got = np.asarray(result["iouPredictions"], np.float32)
+    np.testing.assert_allclose(got, ref["center_point__multi__iou_predictions"][0], atol=1e-3)
+
+
 def test_set_runtime_answers_what_can_run(wasm_page, picture1) -> None:
     webgpu = wasm_page.evaluate("() => window.sandseg.setRuntime('webgpu')")
     assert webgpu["available"] is False and webgpu["runtime"] == "wasm", webgpu

@@ -44,6 +44,47 @@ def register(sub: Subparsers) -> None:
         help="where the model runs: auto (default) measures every available runtime per stage "
         "at start-up and uses the fastest for each; wgpu (the WGSL kernels); onnxruntime",
     )
+    scale = parser.add_argument_group(
+        "scale-out (issue 16; needs the scale extra: pip install 'sandseg[scale]')"
+    )
+    scale.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve through Ray Serve: the same app in replicas, one model each, behind Ray's "
+        "HTTP proxy on --host/--port",
+    )
+    scale.add_argument("--replicas", type=int, help="with --ray: this many replicas (default 1)")
+    scale.add_argument(
+        "--autoscale", metavar="MIN:MAX", help="with --ray: autoscale between MIN and MAX replicas"
+    )
+    scale.add_argument(
+        "--ray-address", help="with --ray: a running Ray cluster (default: start Ray here)"
+    )
+    scale.add_argument(
+        "--replica-threads",
+        type=int,
+        help="with --ray: CPU threads (and Ray CPUs) per replica (default: the runtime's own)",
+    )
+    scale.add_argument(
+        "--gpus-per-replica",
+        type=float,
+        default=0.0,
+        help="with --ray: GPUs Ray reserves per replica; each replica then takes the wgpu "
+        "adapter of its Ray GPU id (default 0: adapter = replica rank modulo adapters)",
+    )
+    scale.add_argument(
+        "--cache",
+        default="memory",
+        metavar="memory|redis://HOST:PORT/DB",
+        help="where encoded images are kept: this process's memory (default) or a Redis "
+        "shared by every replica (password from SANDSEG_REDIS_PASSWORD; needed off loopback)",
+    )
+    scale.add_argument(
+        "--cache-ttl",
+        type=int,
+        default=3600,
+        help="seconds an image stays in Redis (default 3600)",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -3,10 +3,12 @@ host's pre- and post-processing (runtime/host.py).
 
 CPUExecutionProvider, or CUDAExecutionProvider first when the installed onnxruntime has it.
 A stage cannot be stopped midway; the work stops at the next stage boundary (`checkpoint`).
+`SANDSEG_CPU_THREADS=N` caps its CPU threads (a Ray replica's share of the machine).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,7 @@ from . import ONNXRUNTIME, host
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+THREADS_ENV = "SANDSEG_CPU_THREADS"
 
 
 def providers() -> list[str]:
@@ -39,6 +42,7 @@ class OrtRuntime:
         # event loop and other processes, spinning threads took the cores the working ones
         # needed (one encode 1.55 s without spinning vs 3.46 s with, medians of 6 alternated).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = int(os.environ.get(THREADS_ENV) or 0)  # 0: every core
         self.sessions = {
             name: ort.InferenceSession(str(graphs.path(name)), options, asked)
             for name in [*STAGES, DECODER]

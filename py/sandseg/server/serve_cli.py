@@ -148,6 +148,17 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     pin_weights(weights, args.weights_sha256)
     page = page_weights(weights, sandseg_home() / "page-weights")
     progress(f"the page downloads {page.name} ({page.stat().st_size} bytes, float16-stored)")
+    hosts = allowed_hosts_for(args.host, args.port) | {h.lower() for h in args.allow_host}
+    cache = None
+    if args.ray or args.cache != "memory":  # issue 16: sandseg.scale, only when asked for
+        from ..scale import serve_ray
+
+        weights_sha = verify_weights(weights, args.weights_sha256)
+        if args.ray:
+            return serve_ray.run_ray_serve(
+                args, bundle, weights, weights_sha, frozenset(hosts), token, progress
+            )
+        cache = serve_ray.shared_cache(args, weights_sha)
     progress(f"loading {weights.name} (runtime {args.runtime})")
     engine = Engine(
         weights,
@@ -155,6 +166,7 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         runtime=args.runtime,
         onnx_cache=sandseg_home() / "onnx",
         progress=progress,
+        cache=cache,
     )
     progress("profiling the encoder stages and the decoder (the planner's server times)")
     engine.profile = engine.measure()
