@@ -9,8 +9,10 @@ from ._common import activation_code, ceil_div, check, check_f32, pack, slices
 # Work per FLOP (see Device.dispatch): the strided kernel does one element per invocation,
 # about 4x slower per FLOP than the register-blocked one on CPU adapters.
 STRIDED_WORK = 4.0
-# What tuning times per candidate: about this many FLOP (milliseconds on a CPU adapter).
+# What tuning times per candidate: about this many FLOP (milliseconds on a CPU adapter),
+# more where that takes under GROW_BELOW_S seconds.
 MEASURE_FLOP = 5_000_000
+GROW_BELOW_S = 0.0002
 
 
 def matmul(
@@ -96,10 +98,12 @@ def matmul_measure(device: Device, m: int, k: int, n: int) -> tuning.Measure:
     """How tuning times a variant of the fast matmul on an (m, k) @ (k, n) product: zeros,
     no epilogue (so every class shares one pipeline per variant), and a slice of rows of
     about MEASURE_FLOP (at most m): the variants scale alike with M, so a slice ranks them.
-    Each variant runs whole workgroups of rows and its time is scaled to the slice."""
+    Where the first candidate does that slice in under GROW_BELOW_S (a real GPU, where it
+    would time launch overhead and an idle GPU), the slice grows 8x at a time up to m. Each
+    variant runs whole workgroups of rows and its time is scaled to the slice."""
     target = min(m, max(MEASURE_FLOP // (2 * n * k), 1))
 
-    async def measure(name: str, bound: float) -> float:
+    async def once(name: str, bound: float) -> float:
         v = variants.variant("matmul", name)
         rows = min(m, ceil_div(target, v.rows) * v.rows)
         a = device.upload(bytes(4 * rows * k), (rows, k))
@@ -113,6 +117,14 @@ def matmul_measure(device: Device, m: int, k: int, n: int) -> tuning.Measure:
         warm_up = tuning.table_for(device).first_run(f"matmul/{name}")
         scale = target / rows
         return await tuning.measure_seconds(device, record, bound / scale, warm_up) * scale
+
+    async def measure(name: str, bound: float) -> float:
+        nonlocal target
+        seconds = await once(name, bound)
+        while bound == float("inf") and seconds < GROW_BELOW_S and target < m:
+            target = min(m, target * 8)  # the first candidate sets the slice for the rest
+            seconds = await once(name, bound)
+        return seconds
 
     return measure
 
