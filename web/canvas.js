@@ -1,18 +1,28 @@
-// The image, its mask and the prompt markers on three stacked canvases. Mask pixels are
-// touched once per result, at display resolution, so no main-thread task comes near 50 ms.
+// The image, its objects' masks and the selected object's prompt markers on three stacked
+// canvases. Every visible object is drawn in its colour, the selected one last (on top, with
+// a white edge). Mask pixels are touched once per result, at display resolution, so no
+// main-thread task comes near 50 ms.
 // The canvases get their CSS size via the CSSOM (CSP-safe) and a backing store at device
 // resolution, except the mask layer, kept at CSS resolution to bound its cost.
+import { active } from "./objects.js";
 import { changed } from "./state.js";
 
 const rgba = (r, g, b, a) => ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
 export const COLOURS = {
   fill: rgba(30, 144, 255, 120),
+  fillAlpha: 120, // an object's fill: its colour at this alpha
   edge: rgba(255, 255, 255, 240),
-  previewFill: rgba(30, 144, 255, 70),
+  previewAlpha: 70,
   previewEdge: rgba(255, 255, 255, 130),
   white: rgba(255, 255, 255, 255),
   black: rgba(0, 0, 0, 255),
 };
+
+// An object's colour ("#rrggbb") as a packed RGBA pixel with alpha `a`.
+export function colourPixel(hex, a) {
+  const n = Number.parseInt(hex.slice(1), 16);
+  return rgba((n >> 16) & 255, (n >> 8) & 255, n & 255, a);
+}
 
 let size = null; // the current layout: {cssW, cssH}; a new object each time it changes
 
@@ -21,10 +31,11 @@ export function drawCanvases(view, state) {
   if (!state.image) return;
   layout(view, state.image);
   if (changed("image-layer", state.image, size)) drawImageLayer(view, state.image);
-  if (changed("mask-layer", state.result, state.selected, state.preview, size)) {
+  if (changed("mask-layer", state.objects, state.activeId, state.preview, size)) {
     drawMaskLayer(view.maskCanvas, state);
   }
-  if (changed("markers", state.prompts, state.drag, size)) drawMarkers(view.markerCanvas, state);
+  const { prompts } = active();
+  if (changed("markers", prompts, state.drag, size)) drawMarkers(view.markerCanvas, state, prompts);
 }
 
 // Fits the image into the stage.
@@ -54,9 +65,11 @@ function drawImageLayer(view, image) {
   ctx.drawImage(image.bitmap, 0, 0, view.imageCanvas.width, view.imageCanvas.height);
 }
 
-// Samples mask `index` of a predict result (nearest) into an outW x outH ImageData: `fill`
-// inside, `edge` on its boundary. Two passes over the output pixels, none over the input.
-export function paintMask(result, index, outW, outH, fill, edge) {
+// Samples mask `index` of a predict result (nearest) into an outW x outH ImageData (`image`,
+// over what it holds, or a new one): `fill` inside, `edge` on its boundary. Two passes over
+// the output pixels, none over the input.
+export function paintMask(result, index, outW, outH, fill, edge, image = null) {
+  image ??= new ImageData(outW, outH);
   const [, height, width] = result.shape;
   const plane = result.masks.subarray(index * height * width, (index + 1) * height * width);
   const xs = new Uint32Array(outW);
@@ -68,7 +81,6 @@ export function paintMask(result, index, outW, outH, fill, edge) {
     const row = Math.min(height - 1, Math.floor(((y + 0.5) * height) / outH)) * width;
     for (let x = 0, k = y * outW; x < outW; x++, k++) on[k] = plane[row + xs[x]];
   }
-  const image = new ImageData(outW, outH);
   const px = new Uint32Array(image.data.buffer);
   for (let y = 0; y < outH; y++) {
     for (let x = 0, k = y * outW; x < outW; x++, k++) {
@@ -89,25 +101,32 @@ export function bestIndex(result) {
   return iou.length ? iou.indexOf(Math.max(...iou)) : 0;
 }
 
-// The committed result's selected mask, or else the hover preview's best, fainter.
-function drawMaskLayer(canvas, { result, selected, preview }) {
+// Every visible object's chosen mask in its colour; the selected object's on top, or, while
+// it has none, the hover preview's best, fainter.
+function drawMaskLayer(canvas, { objects, activeId, preview }) {
   const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
   const { width, height } = canvas;
-  if (result) {
-    const [fill, edge] = [COLOURS.fill, COLOURS.edge];
-    ctx.putImageData(paintMask(result, selected, width, height, fill, edge), 0, 0);
-  } else if (preview) {
-    const [fill, edge] = [COLOURS.previewFill, COLOURS.previewEdge];
-    ctx.putImageData(paintMask(preview, bestIndex(preview), width, height, fill, edge), 0, 0);
+  const image = new ImageData(width, height);
+  const selected = objects.find((o) => o.id === activeId);
+  for (const object of [...objects.filter((o) => o !== selected), selected]) {
+    if (!object?.result || object.hidden) continue;
+    const fill = colourPixel(object.colour, COLOURS.fillAlpha);
+    const edge = object === selected ? COLOURS.edge : colourPixel(object.colour, 255);
+    paintMask(object.result, object.selected, width, height, fill, edge, image);
   }
+  if (preview && !selected?.result) {
+    const colour = selected?.colour ?? "#1e90ff";
+    const fill = colourPixel(colour, COLOURS.previewAlpha);
+    paintMask(preview, bestIndex(preview), width, height, fill, COLOURS.previewEdge, image);
+  }
+  ctx.putImageData(image, 0, 0);
 }
 
 export function latestBox(prompts) {
   return prompts.findLast((p) => p.kind === "box")?.box ?? null;
 }
 
-function drawMarkers(canvas, { image, prompts, drag }) {
+function drawMarkers(canvas, { image, drag }, prompts) {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.clearRect(0, 0, canvas.width, canvas.height);

@@ -1,18 +1,20 @@
-// Full-size PNGs of the selected mask: white on black, or the image's own pixels with alpha 0
-// outside the mask (composited, so the image is never read back). The per-pixel pass runs in
-// slices so that no task blocks the page for long.
+// Full-size PNGs of the selected object's chosen mask: white on black, or the image's own
+// pixels with alpha 0 outside the mask (composited, so the image is never read back). The
+// per-pixel pass runs in slices so that no task blocks the page for long.
 import { COLOURS } from "./canvas.js";
 import { el, messageOf } from "./dom.js";
+import { active, maskOf } from "./objects.js";
 import { showError, state } from "./state.js";
 
 const EXPORT_SLICE = 1 << 20;
 
 export async function exportPng(kind) {
-  const { result, selected, image } = state;
-  if (!result) return;
+  const { image } = state;
+  const object = active();
+  if (!object.result) return;
   try {
-    const [, height, width] = result.shape;
-    const plane = result.masks.subarray(selected * height * width, (selected + 1) * height * width);
+    const [, height, width] = object.result.shape;
+    const plane = maskOf(object);
     const canvas = el("canvas", { width, height });
     const ctx = canvas.getContext("2d");
     if (kind === "mask") {
@@ -28,8 +30,7 @@ export async function exportPng(kind) {
       const done = (png) => (png ? resolve(png) : reject(new Error("PNG encoding failed")));
       canvas.toBlob(done, "image/png");
     });
-    const base = image.name.replace(/\.[^.]*$/, "") || "image";
-    download(blob, `${base}-${kind}.png`);
+    download(blob, `${baseName(image)}-${kind}.png`);
   } catch (error) {
     showError(`Export failed: ${messageOf(error)}`);
   }
@@ -47,7 +48,11 @@ async function maskPixels(plane, width, height, off) {
   return pixels;
 }
 
-function download(blob, filename) {
+export function baseName(image) {
+  return image.name.replace(/\.[^.]*$/, "") || "image";
+}
+
+export function download(blob, filename) {
   const url = URL.createObjectURL(blob);
   const link = el("a", { href: url, download: filename, class: "download-link" });
   document.body.append(link);

@@ -3,6 +3,7 @@
 // the file's header before its pixels are decoded. The encoder then runs on that decode.
 import { getClient } from "./client.js";
 import { el, messageOf } from "./dom.js";
+import { objectsOf } from "./objects.js";
 import { resetQueue } from "./predictions.js";
 import { showError, state, update } from "./state.js";
 
@@ -27,6 +28,13 @@ function whenReady() {
   return new Promise((resolve, reject) => readyWaiters.push({ resolve, reject }));
 }
 
+// An image's key for its objects (objects.js): the file's sha256, so the same file opened
+// again finds its objects.
+async function keyOf(blob) {
+  const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 // Bad input becomes an Error whose message is shown on the page.
 async function decode(blob) {
   if (blob.type && !blob.type.startsWith("image/")) {
@@ -45,9 +53,10 @@ async function decode(blob) {
 
 export async function openImage(blob, name, { keepError = false } = {}) {
   const token = ++imageToken;
-  let decoded, bitmap;
+  let decoded, bitmap, key;
   try {
     ({ decoded, bitmap } = await decode(blob));
+    key = await keyOf(blob);
   } catch (error) {
     if (token === imageToken) showError(`Could not open ${name}: ${messageOf(error)}.`);
     return;
@@ -61,11 +70,11 @@ export async function openImage(blob, name, { keepError = false } = {}) {
   resetQueue();
   update({
     ...(keepError ? {} : { error: null }),
-    image: { bitmap, blob, width: bitmap.width, height: bitmap.height, name, token },
+    image: { bitmap, blob, width: bitmap.width, height: bitmap.height, name, token, key },
     stageImage: "encoding",
     progress: { stage: "encoding", fraction: null, message: "Running the image encoder…" },
     ...{ encoding: true, encoded: false, imageInfo: null, encoderMs: null, decoderMs: null },
-    ...{ prompts: [], result: null, preview: null },
+    ...{ ...objectsOf(key), preview: null },
   });
   try {
     const info = await client.encode(decoded);

@@ -2,10 +2,12 @@
 // then at most one hover preview for the latest cursor position, throttled to
 // HOVER_INTERVAL_MS. Coordinates sent to predict are original-image pixels, as in SamPredictor.
 // Previews are sent with `preview: true`: the worker keeps the last committed result as the
-// "previous" mask, so refining uses the mask on screen (state.result) and nothing here tracks it.
+// "previous" mask. Prompts and results belong to the selected object (objects.js); a commit
+// refines only when that previous mask is the object's own (queue.previous).
 import { bestIndex, latestBox } from "./canvas.js";
 import { getClient } from "./client.js";
 import { messageOf } from "./dom.js";
+import { active, patchObject } from "./objects.js";
 import { showError, state, update } from "./state.js";
 
 const HOVER_INTERVAL_MS = 150;
@@ -19,11 +21,18 @@ const queue = {
   pointerInside: false,
   lastHoverAt: 0,
   timer: 0,
+  previous: null, // whose result the worker keeps as "previous": {token, id}
 };
 
 // A new image, or a prompt that replaces the hover: what was waiting is dropped.
 export function resetQueue() {
-  Object.assign(queue, { commit: false, refine: true, hover: null });
+  Object.assign(queue, { commit: false, refine: true, hover: null, previous: null });
+}
+
+/** A committed prediction for object `id` of the image `token` (the worker now keeps it as
+ * the "previous" mask). */
+export function noteCommitted(token, id) {
+  queue.previous = { token, id };
 }
 
 export function dropHover() {
@@ -38,7 +47,7 @@ export function requestCommit(refine) {
 
 export function hoverAt(point) {
   queue.pointerInside = true;
-  if (state.encoded && !state.prompts.length && state.hoverPreview) {
+  if (state.encoded && !active().prompts.length && state.hoverPreview) {
     queue.hover = point;
     pump();
   }
@@ -58,7 +67,7 @@ function pump() {
     run(commitPredict(refine));
     return;
   }
-  if (!queue.hover || state.prompts.length || !state.hoverPreview) return;
+  if (!queue.hover || active().prompts.length || !state.hoverPreview) return;
   const wait = queue.lastHoverAt + HOVER_INTERVAL_MS - performance.now();
   if (wait > 0) {
     queue.timer ||= setTimeout(() => {
@@ -85,11 +94,12 @@ function run(promise) {
     });
 }
 
-function buildRequest(refine) {
-  const points = state.prompts.filter((p) => p.kind === "point");
-  const box = latestBox(state.prompts);
+function buildRequest(object, refine) {
+  const points = object.prompts.filter((p) => p.kind === "point");
+  const box = latestBox(object.prompts);
   if (!points.length && !box) return null;
-  const useMask = refine && state.refine && state.result;
+  const own = queue.previous?.token === state.image.token && queue.previous?.id === object.id;
+  const useMask = refine && state.refine && object.result && own;
   return {
     points: points.map((p) => [p.x, p.y]),
     labels: points.map((p) => p.label),
@@ -101,23 +111,21 @@ function buildRequest(refine) {
 
 async function commitPredict(refine) {
   const token = state.image.token;
-  const request = buildRequest(refine);
+  const object = active();
+  const request = buildRequest(object, refine);
   if (!request) {
-    update({ result: null });
+    patchObject(object.id, { result: object.base, selected: 0 });
     return;
   }
   update({ activity: "Decoding…" });
   const result = await client.predict(request);
   if (token !== state.image?.token) return;
-  // Cleared while the model ran: nothing left to show this result for.
-  if (!state.prompts.length) return;
-  update({
-    result,
-    preview: null,
-    selected: bestIndex(result),
-    decoderMs: result.decoderMs ?? null,
-    committed: state.committed + 1,
-  });
+  noteCommitted(token, object.id);
+  // Cleared (or deleted) while the model ran: nothing left to show this result for.
+  const now = state.objects.find((o) => o.id === object.id);
+  if (!now?.prompts.length) return;
+  patchObject(object.id, { result, selected: bestIndex(result) });
+  update({ preview: null, decoderMs: result.decoderMs ?? null, committed: state.committed + 1 });
 }
 
 async function hoverPredict([x, y]) {
@@ -130,6 +138,6 @@ async function hoverPredict([x, y]) {
     multimask: state.multimask,
     preview: true,
   });
-  if (token !== state.image?.token || state.prompts.length || !queue.pointerInside) return;
+  if (token !== state.image?.token || active().prompts.length || !queue.pointerInside) return;
   update({ preview: result, decoderMs: result.decoderMs ?? state.decoderMs });
 }

@@ -1,7 +1,9 @@
 // The page's DOM from the state: render(view, state) runs once per update (state.js) and
 // writes only what changed; the canvases are drawn by canvas.js.
-import { bestIndex, COLOURS, drawCanvases, latestBox, paintMask } from "./canvas.js";
+import { bestIndex, COLOURS, colourPixel, drawCanvases, latestBox, paintMask } from "./canvas.js";
 import { el, fmtMs, setData, setText } from "./dom.js";
+import { active, canUndoStructural } from "./objects.js";
+import { renderObjects } from "./objects_panel.js";
 import { changed } from "./state.js";
 import { LOAD_STAGES } from "./view.js";
 
@@ -21,19 +23,24 @@ function backendName(mode, modeChoices) {
 }
 
 export function render(view, state) {
+  const object = active();
   renderLoading(view.loading, state);
   renderStage(view, state);
   view.error.hidden = state.error === null;
   setText(view.errorText, state.error ?? "");
-  renderBadge(view.badge, state);
+  renderBadge(view.badge, state, object);
+  view.weightsNotice.hidden = state.weights?.demo !== true;
   if (changed("timings", state.encoderMs, state.decoderMs, state.firstLoad)) {
     renderTimings(view.timings, state);
   }
   if (changed("modes", state.modes, state.modeChoices, state.imageInfo)) renderModes(view, state);
-  renderControls(view, state);
-  if (changed("masks", state.result, state.image)) renderMaskChoices(view.masks, state);
+  renderControls(view, state, object);
+  renderObjects(view.objects, state);
+  if (changed("masks", object.result, object.colour, state.image)) {
+    renderMaskChoices(view.masks, state, object);
+  }
   for (const button of view.masks.querySelectorAll(".mask-choice")) {
-    const pressed = String(Number(button.dataset.index) === state.selected);
+    const pressed = String(Number(button.dataset.index) === object.selected);
     if (button.getAttribute("aria-pressed") !== pressed) {
       button.setAttribute("aria-pressed", pressed);
     }
@@ -74,7 +81,7 @@ function renderStage(view, state) {
   view.emptyHint.hidden = busy || Boolean(image);
   setData(view.stage, "image", state.stageImage);
   setData(view.stage, "results", String(state.committed));
-  setData(view.stage, "preview", state.preview && !state.result ? "1" : "0");
+  setData(view.stage, "preview", state.preview && !active().result ? "1" : "0");
   view.stage.classList.toggle("interactive", state.encoded);
   view.stage.classList.toggle("busy", state.busy);
   view.stage.classList.toggle("dragging", state.dragging);
@@ -82,7 +89,7 @@ function renderStage(view, state) {
   setText(view.imageInfo, image ? `${image.name} · ${image.width} × ${image.height}` : "");
 }
 
-function renderBadge(badge, { result, preview, backend: booted, adapter, modeChoices }) {
+function renderBadge(badge, { preview, backend: booted, adapter, modeChoices }, { result }) {
   const backend = result?.backend ?? preview?.backend ?? booted;
   setText(badge, `Backend: ${backend ? backendName(backend, modeChoices) : "–"}`);
   setData(badge, "backend", backend ?? "");
@@ -137,7 +144,7 @@ function renderModes(view, { modes, modeChoices, imageInfo: info }) {
   }
 }
 
-function renderControls(view, { prompts, result, encoded }) {
+function renderControls(view, { objects, encoded, image }, { prompts, result }) {
   const points = prompts.filter((p) => p.kind === "point");
   const positives = points.filter((p) => p.label).length;
   const parts = [];
@@ -146,14 +153,19 @@ function renderControls(view, { prompts, result, encoded }) {
   if (latestBox(prompts)) parts.push("1 box");
   setText(view.promptInfo, parts.length ? `Prompts: ${parts.join(", ")}.` : "No prompts yet.");
   setData(view.promptInfo, "count", String(prompts.length));
-  view.undo.disabled = !prompts.length;
+  view.undo.disabled = !prompts.length && !canUndoStructural();
   view.clear.disabled = !prompts.length;
   view.exportMask.disabled = !result;
   view.exportCutout.disabled = !result;
+  const annotated = encoded && objects.some((o) => o.result);
+  view.exportCoco.disabled = !annotated;
+  view.exportLabels.disabled = !annotated;
+  view.importCoco.disabled = !encoded;
+  view.addObject.disabled = !image;
 }
 
 // One button per mask: a thumbnail of the image with the mask over it, and its IoU.
-function renderMaskChoices(masks, { result, image }) {
+function renderMaskChoices(masks, { image }, { result, colour }) {
   if (!result) {
     masks.replaceChildren(el("p", { class: "muted" }, "Click the image to get a mask."));
     return;
@@ -169,18 +181,24 @@ function renderMaskChoices(masks, { result, image }) {
     const ctx = thumb.getContext("2d");
     ctx.drawImage(image.bitmap, 0, 0, w, h);
     const layer = el("canvas", { width: w, height: h });
-    const pixels = paintMask(result, i, w, h, COLOURS.fill, COLOURS.edge);
+    const fill = colourPixel(colour, COLOURS.fillAlpha);
+    const pixels = paintMask(result, i, w, h, fill, COLOURS.edge);
     layer.getContext("2d").putImageData(pixels, 0, 0);
     ctx.drawImage(layer, 0, 0);
     const iou = result.iouPredictions?.[i];
-    const score = `IoU ${iou === undefined ? "–" : Number(iou).toFixed(3)}`;
+    const score = `IoU ${iou === undefined || iou === null ? "–" : Number(iou).toFixed(3)}`;
     const caption = el(
       "span",
       { class: "mask-caption" },
       el("strong", {}, `Mask ${i + 1}`),
       el("span", { class: "mask-score" }, i === best ? `${score} · best` : score),
     );
-    const button = el("button", { type: "button", class: "mask-choice" }, thumb, caption);
+    const button = el(
+      "button",
+      { type: "button", class: "mask-choice", "aria-label": `Mask ${i + 1}: ${score}` },
+      thumb,
+      caption,
+    );
     button.dataset.index = String(i);
     buttons.push(button);
   }

@@ -20,11 +20,12 @@ export const state = {
   encoding: false,
   encoded: false,
   imageInfo: null, // the last setImage result: mode, reason, bytes up and down
-  prompts: [], // {kind: "point", x, y, label} | {kind: "box", box: [x0, y0, x1, y1]}
+  // The open image's objects (objects.js), each with its prompts ({kind: "point", x, y,
+  // label} | {kind: "box", box: [x0, y0, x1, y1]}), committed result and chosen mask.
+  objects: [],
+  activeId: null, // the selected object: prompts, hover and mask choices act on it
   drag: null, // a press on the image: {start, current, x, y, button, shift, moved}
-  result: null, // the committed predict result (clicks, box, undo)
-  selected: 0,
-  preview: null, // the hover predict result
+  preview: null, // the hover predict result (for the selected object)
   committed: 0,
   encoderMs: null,
   decoderMs: null,
@@ -34,6 +35,7 @@ export const state = {
   refine: false,
   multimask: true,
   hoverPreview: true,
+  weights: null, // /api/v1/model's weights: {name, sha256, demo}, once read
 };
 
 let renderer = () => {};

@@ -1,20 +1,38 @@
-// The sandseg page: open an image, prompt MobileSAM with points and a box, see and export masks.
+// The sandseg page: open an image, prompt MobileSAM with points and a box for each of several
+// objects, see them all and export them (masks, COCO JSON, label PNG).
 //
 // The model runs in the worker behind client.js (PY-1); the page only draws. Its modules:
 //   state.js        the one state; update(patch) schedules one render
 //   view.js         the DOM, built once          render.js    the DOM from the state
-//   canvas.js       image, mask and markers      predictions.js  one predict at a time
+//   canvas.js       image, masks and markers     predictions.js  one predict at a time
 //   images.js       opening and checking images  export.js    mask and cut-out PNGs
+//   objects.js      each image's objects         objects_panel.js  their list
+//   annotations.js  COCO JSON and label PNG      shortcuts.js, help.js  keys and their help
+//   surface.js      window.sandseg's objects     weights_info.js  the demo-weights notice
 // This one wires events to state updates and exposes window.sandseg.ui.
+import { downloadCoco, wireAnnotations } from "./annotations.js";
 import { toImage } from "./canvas.js";
 import { getClient } from "./client.js";
 import { messageOf } from "./dom.js";
 import { exportPng } from "./export.js";
+import { closeHelp, openHelp } from "./help.js";
 import { addSampleButtons, modelSettled, onDrop, onPaste, openImage } from "./images.js";
+import {
+  active,
+  addObject,
+  ensureActive,
+  patchObject,
+  removeObject,
+  undoStructural,
+} from "./objects.js";
+import { wireObjects } from "./objects_panel.js";
 import { dropHover, hoverAt, pointerLeft, requestCommit } from "./predictions.js";
 import { render } from "./render.js";
+import { installShortcuts } from "./shortcuts.js";
 import { hideError, setRenderer, showError, state, update } from "./state.js";
+import { installSurface } from "./surface.js";
 import { buildView } from "./view.js";
+import { readWeightsInfo } from "./weights_info.js";
 
 // A press that moves further than this (CSS px) is a box drag, not a click.
 const DRAG_THRESHOLD_PX = 5;
@@ -65,24 +83,33 @@ async function onModeChange() {
 
 // ---- Prompts -------------------------------------------------------------------------------
 
+// Prompts belong to the selected object (made first when every object was deleted).
 function addPrompt(prompt) {
   dropHover();
-  update({ prompts: [...state.prompts, prompt], preview: null });
+  const id = ensureActive();
+  patchObject(id, { prompts: [...active().prompts, prompt] });
+  update({ preview: null });
   requestCommit(true);
 }
 
+// Without prompts, an object shows what it was imported with (its base), else nothing.
 function setPrompts(prompts) {
-  if (!state.prompts.length) return;
-  update(prompts.length ? { prompts } : { prompts, result: null });
+  const object = active();
+  if (!object.prompts.length) return;
+  const patch = prompts.length ? { prompts } : { prompts, result: object.base, selected: 0 };
+  patchObject(object.id, patch);
   if (prompts.length) requestCommit(false);
 }
 
-const undo = () => setPrompts(state.prompts.slice(0, -1));
+function undo() {
+  if (!undoStructural()) setPrompts(active().prompts.slice(0, -1));
+}
+
 const clearPrompts = () => setPrompts([]);
 
 function onMultimaskChange() {
   update({ multimask: view.multimask.input.checked, preview: null });
-  if (state.prompts.length) requestCommit(false);
+  if (active().prompts.length) requestCommit(false);
 }
 
 function onHoverToggle() {
@@ -90,6 +117,41 @@ function onHoverToggle() {
   if (!hoverPreview) dropHover();
   update(hoverPreview ? { hoverPreview } : { hoverPreview, preview: null });
 }
+
+function chooseMask(index) {
+  const object = active();
+  if (object.result && index < object.result.shape[0]) {
+    patchObject(object.id, { selected: index });
+  }
+}
+
+// Keys act like the page's own controls.
+function tryTo(action) {
+  return () => {
+    try {
+      action();
+    } catch (error) {
+      showError(error);
+    }
+  };
+}
+
+const SHORTCUT_ACTIONS = {
+  newObject: tryTo(() => addObject()),
+  undo,
+  clear: clearPrompts,
+  deleteObject: tryTo(() => state.activeId !== null && removeObject(state.activeId)),
+  chooseMask,
+  exportCoco: downloadCoco,
+  toggleHover: () => {
+    view.hover.input.checked = !view.hover.input.checked;
+    onHoverToggle();
+  },
+  help: () => openHelp(view),
+  cancel: () => {
+    if (!closeHelp(view) && state.drag) update({ drag: null });
+  },
+};
 
 // ---- Pointer and keyboard ------------------------------------------------------------------
 
@@ -130,17 +192,9 @@ function onPointerUp(event) {
   addPrompt({ kind: "point", x, y, label: negative ? 0 : 1 });
 }
 
-function onKey(event) {
-  if (event.altKey || event.metaKey || event.target?.tagName === "TEXTAREA") return;
-  const key = event.key.toLowerCase();
-  if (key === "z") undo();
-  else if (key === "c" && !event.ctrlKey) clearPrompts();
-  else if (key === "escape" && state.drag) update({ drag: null });
-}
-
 function onMaskChoice(event) {
   const button = event.target.closest(".mask-choice");
-  if (button) update({ selected: Number(button.dataset.index) });
+  if (button) chooseMask(Number(button.dataset.index));
 }
 
 function onDragOver(event) {
@@ -197,8 +251,10 @@ function wire() {
     dragleave: onDragLeave,
     drop: onDrop,
     paste: onPaste,
-    keydown: onKey,
   });
+  installShortcuts(document, SHORTCUT_ACTIONS);
+  wireObjects(view);
+  wireAnnotations(view);
   new ResizeObserver(() => update()).observe(view.stage);
   window.addEventListener("error", (event) => {
     if (!String(event.message).startsWith("ResizeObserver")) showError(event.message);
@@ -220,16 +276,16 @@ function exposeUi() {
   const surface = window.sandseg ?? (window.sandseg = {});
   surface.ui = {
     get prompts() {
-      return structuredClone(state.prompts);
+      return structuredClone(active().prompts);
     },
     get selectedMask() {
-      return state.result ? state.selected : null;
+      return active().result ? active().selected : null;
     },
     get committed() {
       return state.committed;
     },
     get result() {
-      return state.result;
+      return active().result;
     },
   };
 }
@@ -238,6 +294,8 @@ document.getElementById("app").append(...view.root);
 setRenderer(() => render(view, state));
 wire();
 exposeUi();
+installSurface();
+readWeightsInfo();
 addSampleButtons(view.samples);
 update();
 if (client.state === "ready") onReady({});

@@ -1,6 +1,8 @@
 // The page's DOM, built once: buildView() returns the nodes the renderers fill in (render.js,
 // canvas.js) and the wiring listens to (ui.js). Nothing here holds state or handles events.
 import { el } from "./dom.js";
+import { buildHelp } from "./help.js";
+import { buildObjectsPanel } from "./objects_panel.js";
 
 export const LOAD_STAGES = [
   ["pyodide", "Pyodide"],
@@ -22,11 +24,12 @@ export function buildView() {
       "p",
       { class: "hint" },
       "Left click: positive point · Right click or Shift+click: negative point · ",
-      "Drag: box · Z: undo · C: clear",
+      "Drag: box · N: new object · Z: undo · C: clear · ?: all shortcuts",
     ),
   );
   const workspace = el("div", { class: "workspace" }, viewer, buildSidebar(view));
-  view.root = [buildHeader(view), buildError(view), workspace];
+  const help = buildHelp(view);
+  view.root = [buildHeader(view), buildNotice(view), buildError(view), workspace, help];
   return view;
 }
 
@@ -36,8 +39,18 @@ function buildHeader(view) {
     "header",
     { class: "app-header" },
     el("h1", {}, "sandseg ", el("span", { class: "subtitle" }, "MobileSAM in your browser")),
-    view.badge,
+    el("span", { class: "header-end" }, view.badge, view.helpButton),
   );
+}
+
+// Shown, without blocking anything, while the server serves the seeded demo weights.
+function buildNotice(view) {
+  view.weightsNotice = el(
+    "p",
+    { class: "weights-notice", id: "weights-notice", role: "note", hidden: true },
+    "demo weights: seeded random, masks look like noise; run with mobile_sam.pt for real masks",
+  );
+  return view.weightsNotice;
 }
 
 function buildError(view) {
@@ -59,6 +72,7 @@ function buildToolbar(view) {
     id: "file-input",
     accept: "image/*",
     class: "file-input",
+    "aria-label": "Image file to open",
   });
   view.open = el("button", { type: "button", id: "open-button" }, "Open image…");
   view.samples = el("div", { class: "samples", id: "samples" });
@@ -129,9 +143,24 @@ function buildSidebar(view) {
   view.undo = el("button", { type: "button", id: "undo-button" }, "Undo");
   view.clear = el("button", { type: "button", id: "clear-button" }, "Clear");
   view.promptInfo = el("p", { class: "prompt-info", id: "prompt-info" }, "No prompts yet.");
-  view.masks = el("div", { class: "mask-choices", id: "mask-choices", role: "group" });
+  view.masks = el("div", {
+    class: "mask-choices",
+    id: "mask-choices",
+    role: "group",
+    "aria-label": "Masks of the selected object",
+  });
   view.exportMask = el("button", { type: "button", id: "export-mask" }, "Mask PNG");
   view.exportCutout = el("button", { type: "button", id: "export-cutout" }, "Cut-out PNG");
+  view.exportCoco = el("button", { type: "button", id: "export-coco" }, "COCO JSON");
+  view.exportLabels = el("button", { type: "button", id: "export-labels" }, "Label PNG");
+  view.importCoco = el("button", { type: "button", id: "import-coco" }, "Import COCO…");
+  view.importInput = el("input", {
+    type: "file",
+    id: "import-coco-input",
+    accept: ".json,application/json",
+    class: "file-input",
+    "aria-label": "COCO JSON file to import",
+  });
   view.timings = el("dl", { class: "timings", id: "timings" });
   // Its options are the modes Python serves at boot (render.js).
   view.modeSelect = el("select", { id: "mode-select", disabled: true });
@@ -156,8 +185,14 @@ function buildSidebar(view) {
       view.modeNotice,
       view.modeReason,
     ),
+    panel("Objects", ...buildObjectsPanel(view)),
     panel("Masks", view.masks),
-    panel("Export", el("div", { class: "button-row" }, view.exportMask, view.exportCutout)),
+    panel(
+      "Export",
+      el("div", { class: "button-row" }, view.exportMask, view.exportCutout),
+      el("div", { class: "button-row" }, view.exportCoco, view.exportLabels),
+      el("div", { class: "button-row" }, view.importCoco, view.importInput),
+    ),
     panel("Timings", view.timings),
   );
 }

@@ -1,0 +1,77 @@
+// window.sandseg's objects (the automation surface, beside client.js's): addObject(name?) ->
+// {id}, selectObject(id), removeObject(id), objects() -> [{id, name, iou, area}],
+// exportCoco() -> the COCO document, importCoco(json) -> {objects}, exportLabelPng() ->
+// base64 PNG, weights -> {name, sha256, demo} (null until read). predict(...) acts on the
+// selected object of the page's image: its prompt and result become that object's prompts
+// and mask (a preview changes nothing). After setImage(url), which the page does not show,
+// predictions stay the caller's until the page opens an image again.
+import { cocoDocument, importCoco, labelPng } from "./annotations.js";
+import { bestIndex } from "./canvas.js";
+import { getClient, toBase64 } from "./client.js";
+import { messageOf } from "./dom.js";
+import {
+  addObject,
+  ensureActive,
+  patchObject,
+  removeObject,
+  selectObject,
+  summaries,
+} from "./objects.js";
+import { noteCommitted } from "./predictions.js";
+import { showError, state, update } from "./state.js";
+
+// A predict's prompt as the page's prompts (markers, undo).
+function promptsOf({ points = null, labels = null, box = null } = {}) {
+  const prompts = (points ?? []).map(([x, y], i) => ({ kind: "point", x, y, label: labels[i] }));
+  if (box) prompts.push({ kind: "box", box: [...box] });
+  return prompts;
+}
+
+// Failures are shown on the page as well as thrown to the caller.
+async function shown(what, action) {
+  try {
+    return await action();
+  } catch (error) {
+    showError(`${what}: ${messageOf(error)}`);
+    throw error;
+  }
+}
+
+export function installSurface() {
+  const surface = window.sandseg;
+  const { predict, setImage } = surface;
+  let detached = null; // the page's image token when setImage(url) replaced it in the worker
+
+  Object.assign(surface, {
+    async setImage(url) {
+      detached = state.image?.token ?? null;
+      return setImage(url);
+    },
+    async predict(options = {}) {
+      const token = state.image?.token;
+      const kept = Boolean(state.image && state.encoded && token !== detached && !options.preview);
+      const id = kept ? ensureActive() : null;
+      const plain = await predict(options);
+      if (kept && token === state.image?.token) {
+        const result = getClient().lastResult;
+        noteCommitted(token, id);
+        patchObject(id, { prompts: promptsOf(options), result, selected: bestIndex(result) });
+        update({ preview: null, committed: state.committed + 1 });
+      }
+      return plain;
+    },
+    addObject: (name) => ({ id: addObject(name) }),
+    selectObject: (id) => selectObject(id),
+    removeObject: (id) => removeObject(id),
+    objects: () => summaries(),
+    exportCoco: () => shown("COCO export failed", cocoDocument),
+    async importCoco(json) {
+      const text = typeof json === "string" ? json : JSON.stringify(json);
+      const what = "Could not import the COCO document (nothing was changed)";
+      await shown(what, () => importCoco(text));
+      return { objects: summaries() };
+    },
+    exportLabelPng: () => shown("Label PNG export failed", async () => toBase64(await labelPng())),
+  });
+  Object.defineProperty(surface, "weights", { get: () => state.weights, enumerable: true });
+}
