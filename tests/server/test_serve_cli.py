@@ -285,7 +285,7 @@ def test_sigterm_drains_a_real_server(tmp_path, bundle, converted_weights) -> No
             deadline = time.monotonic() + 120
             while readyz(url) != 200:
                 assert proc.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "not ready within 120 s"
+                assert time.monotonic() < deadline, "not ready within 300 s"
                 time.sleep(0.2)
             healthz = f"{url}/healthz"
             assert httpx2.get(healthz, headers={"Host": f"proxy.example:{port}"}).is_success
