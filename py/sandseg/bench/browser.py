@@ -65,10 +65,11 @@ def launch_chromium() -> Iterator[Any]:
             browser.close()
 
 
-def boot_page(page: Any, url: str) -> None:
-    """Open the app at `url` in `page` and wait until it is ready, or raise with its words."""
+def boot_page(page: Any, url: str, query: str = "") -> None:
+    """Open the app at `url` (+ `query`, e.g. "?runtime=wasm") in `page` and wait until it is
+    ready, or raise with its words."""
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url + "/")
+    page.goto(url + "/" + query)
     page.wait_for_function(
         "() => document.querySelector('#status').textContent !== 'loading'",
         timeout=TIMEOUT_MS,

@@ -39,6 +39,11 @@ from .offload_report import write_reports
 
 MODES = ["client", *(f"split:{s}" for s in SPLIT_STAGES), "split:image", "server", "auto"]
 QUICK_MODES = ["split:layers.1", "split:image", "server", "auto"]
+# The client runtime in force and the WebGPU adapter, for the report's first line.
+CLIENT = """() => {
+  const client = window.sandseg.getClient();
+  return `client runtime ${client.runtime?.runtime ?? "none"}, WebGPU ${client.adapter || "none"}`;
+}"""
 SKIP_FACTOR = 3.0
 
 SET_IMAGE = """async (b64) => {
@@ -111,6 +116,7 @@ class Run:
     plans: dict[str, str] = field(default_factory=dict)  # profile -> the planner's reason
     results: list[Measured] = field(default_factory=list)
     server_runtime: str = "auto"
+    client_runtime: str = "auto"  # as asked for (?runtime=); `adapter` says what ran
     # Server runtime (each one measured, and the one serving) -> {"image_s", "click_s"}.
     server_runtimes: dict[str, dict[str, float]] = field(default_factory=dict)
     server_plan: dict[str, str] = field(default_factory=dict)  # part -> runtime serving it
@@ -156,6 +162,7 @@ def run_offload_bench(
     price_per_gpu_hour: float,
     progress: Callable[[str], None],
     server_runtime: str = "auto",
+    client_runtime: str = "auto",
 ) -> int:
     from ..server.engine import Engine
 
@@ -170,6 +177,7 @@ def run_offload_bench(
     repeat = 1 if quick else repeat
     clicks = 2 if quick else clicks
     run = Run("", [p.name for p in profiles], modes, repeat, clicks, price_per_gpu_hour)
+    run.client_runtime = client_runtime
     progress(f"loading the model on the server (runtime {server_runtime}) and profiling it")
     engine = Engine(weights, runtime=server_runtime, progress=progress)
     engine.profile = engine.measure(repeat=1 if quick else 2)
@@ -181,8 +189,8 @@ def run_offload_bench(
         with ServerThread(bundle, weights, engine=engine) as server, launch_chromium() as browser:
             page = browser.new_page()
             progress("booting the page (Pyodide, package, weights, pipelines)")
-            boot_page(page, server.url)
-            run.adapter = page.evaluate("() => window.sandseg.getClient().adapter || ''")
+            boot_page(page, server.url, f"?runtime={client_runtime}")
+            run.adapter = page.evaluate(CLIENT)
             _measure(page, run, profiles, image_variants(photo))
     finally:
         engine.close()

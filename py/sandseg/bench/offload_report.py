@@ -68,7 +68,7 @@ def write_reports(run: Run, out_dir: Path) -> list[Path]:
 
 def _markdown(run: Run, verdicts: dict[str, dict[str, object]]) -> str:
     lines = [
-        f"Browser adapter: {run.adapter}; {run.repeat} image(s) per mode, {run.clicks} clicks "
+        f"Browser: {run.adapter}; {run.repeat} image(s) per mode, {run.clicks} clicks "
         f"each; server cost at ${run.price_per_gpu_hour:.2f} per GPU-hour.",
         "",
         "| profile | mode | ran as | predicted | first mask | per click | up MB | down MB "

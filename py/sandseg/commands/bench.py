@@ -129,6 +129,12 @@ def _offload(sub: Subparsers) -> None:
         help="the server's runtime, as sandseg serve --runtime (default auto: every runtime "
         "is profiled and reported side by side)",
     )
+    parser.add_argument(
+        "--client-runtime",
+        choices=["auto", "webgpu", "wasm"],
+        default="auto",
+        help="the page's client runtime, as its ?runtime= (wasm: onnxruntime-web on the CPU)",
+    )
     parser.set_defaults(handler=run_offload)
 
 
@@ -146,6 +152,7 @@ def run_offload(args: argparse.Namespace, progress: Progress) -> int:
         price_per_gpu_hour=args.price_per_gpu_hour,
         progress=progress,
         server_runtime=args.server_runtime,
+        client_runtime=args.client_runtime,
     )
 
 
@@ -166,11 +173,34 @@ def _load(sub: Subparsers) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="short phases: the whole run in about 2 minutes"
     )
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="instead: the single process beside `serve --ray` with --replicas of each count, "
+        "on one Redis, 1 CPU thread per model (issue 16's targets)",
+    )
+    parser.add_argument(
+        "--replicas", default="1,2", metavar="N,N", help="with --ray: replica counts (1,2)"
+    )
     parser.set_defaults(handler=run_load)
 
 
 def run_load(args: argparse.Namespace, progress: Progress) -> int:
     from ..bench.load import run_load_bench
+
+    if args.ray:
+        from ..bench.scale import run_scale_bench
+
+        return run_scale_bench(
+            Path(args.weights),
+            Path(args.bundle),
+            [int(n) for n in args.replicas.split(",")],
+            requests=10 if args.quick else 30,
+            seconds=8.0 if args.quick else 20.0,
+            json_path=args.json,
+            markdown_path=args.markdown,
+            progress=progress,
+        )
 
     return run_load_bench(
         Path(args.weights),
