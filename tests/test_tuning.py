@@ -12,7 +12,7 @@ import pytest
 from sandseg import ops
 from sandseg.cli import main
 from sandseg.gpu import tuning
-from sandseg.model.tuning import MATMUL_SHAPES
+from sandseg.model.tuning import CONV2D_SHAPES, MATMUL_SHAPES
 from sandseg.ops import variants
 from tests import reference
 from tests.gpu_helpers import assert_close, from_gpu, to_gpu
@@ -105,10 +105,12 @@ def test_sandseg_tune_fills_the_table_then_remembers_it(gpu_device, home, capsys
     out = tmp_path / "tune.json"
     assert main(["tune", "--json", str(out)]) == 0
     classes = {variants.matmul_class(*s) for s in MATMUL_SHAPES}
+    classes |= {f"conv:{i}" for i in range(len(CONV2D_SHAPES))}  # counted, not named here
     first = capsys.readouterr().out
     assert f"{len(classes)} of {len(classes)} shape classes measured in" in first, first
     doc = json.loads(out.read_text())
-    assert {c["shape_class"] for c in doc["choices"]} == classes
+    assert len(doc["choices"]) == len(classes)
+    assert {c["kernel"] for c in doc["choices"]} == {"matmul", "conv2d"}
     tuning.forget(gpu_device)
     assert main(["tune"]) == 0
     assert f"0 of {len(classes)} shape classes measured" in capsys.readouterr().out

@@ -1,4 +1,7 @@
-"""conv2d (shaders/conv2d.wgsl) against reference.conv.conv2d, channels-last, HWIO weights."""
+"""conv2d (shaders/conv2d.wgsl) against reference.conv.conv2d, channels-last, HWIO weights.
+
+The blocked path's variant is pinned to the `conv2d` kernel here; test_conv2d_subgroup.py
+runs the blocked-path tests again on `conv2d_subgroup`."""
 
 from __future__ import annotations
 
@@ -9,6 +12,11 @@ from sandseg.ops import OpError
 from sandseg.ops.conv import conv2d
 from tests.gpu_helpers import assert_close, assert_split, from_gpu, split_and_whole, to_gpu
 from tests.reference import conv as ref
+
+
+@pytest.fixture(autouse=True)
+def blocked_kernel(monkeypatch):
+    monkeypatch.setenv("SANDSEG_KERNELS", "conv2d=blocked")
 
 
 def _check(device, rng, hwc, kernel, cout, *, bias=True, residual=False, **kw):

@@ -3,7 +3,7 @@
 Never imported by the package. Each module covers a family of kernels.
 """
 
-from .conv import conv2d, conv2d_depthwise, conv_transpose2x2
+from .conv import conv2d, conv2d_depthwise, conv2d_subgroup, conv_transpose2x2
 from .encoding import positional_encoding
 from .image import preprocess, resize_antialias, resize_bilinear
 from .layout import permute, window_partition, window_reverse
@@ -18,6 +18,7 @@ __all__ = [
     "attention",
     "conv2d",
     "conv2d_depthwise",
+    "conv2d_subgroup",
     "conv_transpose2x2",
     "elementwise",
     "gelu",

@@ -132,7 +132,7 @@ def run_gpu_bench(
             "repeat": repeat,
             "tuning_seconds": tune_s,
             "tuning_classes_measured": measured,
-            "choices": {c.shape_class: c.variant for c in choices},
+            "choices": {f"{c.kernel}/{c.shape_class}": c.variant for c in choices},
             "kernels": rows,
             "encoder": encoder,
         }

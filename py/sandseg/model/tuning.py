@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..gpu import Device, tuning
 from ..ops import variants
+from ..ops.conv import conv2d_class, conv2d_measure
 from ..ops.linalg import matmul_measure
 
 # (M, K, N) of every fast matmul one set_image + predict (one prompt) runs, as traced on the
@@ -56,6 +57,15 @@ MATMUL_SHAPES = (
 )
 
 
+# conv2d's blocked path (Cout / groups % 4 == 0): (H, W, Cin, Cout, kh, kw, stride, padding,
+# groups) of patch_embed's two 3x3 convolutions and the neck's.
+CONV2D_SHAPES = (
+    (1024, 1024, 3, 32, 3, 3, 2, 1, 1),
+    (512, 512, 32, 64, 3, 3, 2, 1, 1),
+    (64, 64, 256, 256, 3, 3, 1, 1, 1),
+)
+
+
 @dataclass(frozen=True)
 class Choice:
     kernel: str
@@ -68,18 +78,29 @@ class Choice:
 async def tune_model(device: Device, force: bool = False) -> list[Choice]:
     """Choose the variant of every kernel the model runs, measuring what the table lacks (or
     everything, with `force`), and persist the table."""
+    work: list[tuple[str, str, tuning.Measure]] = [
+        ("matmul", shape_class, matmul_measure(device, m, k, n))
+        for shape_class, (m, k, n) in sorted(_classes().items())
+    ]
+    for h, w, cin, cout, kh, kw, stride, padding, groups in CONV2D_SHAPES:
+        ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+        geometry = (h, w, cin, cout, ho, wo, kh, kw, stride, padding, cin // groups, cout // groups)
+        work.append(
+            ("conv2d", conv2d_class(geometry, groups), conv2d_measure(device, geometry, groups))
+        )
     table = tuning.table_for(device)
-    names = [v.name for v in variants.candidates(device, "matmul")]
     choices = []
-    for shape_class, (m, k, n) in sorted(_classes().items()):
-        key = f"matmul/{shape_class}"
+    for kernel, shape_class, measure in work:
+        names = [v.name for v in variants.candidates(device, kernel)]
+        key = f"{kernel}/{shape_class}"
         known = table.choices.get(key)
         if known is not None and known in names and not force:
-            choices.append(Choice("matmul", shape_class, known, {}, False))
-            continue
-        measure = matmul_measure(device, m, k, n)
-        best = await tuning.tune(device, "matmul", shape_class, names, measure)
-        choices.append(Choice("matmul", shape_class, best, table.seconds[key], True))
+            choices.append(Choice(kernel, shape_class, known, {}, False))
+        elif len(names) == 1:
+            choices.append(Choice(kernel, shape_class, names[0], {}, False))
+        else:
+            best = await tuning.tune(device, kernel, shape_class, names, measure)
+            choices.append(Choice(kernel, shape_class, best, table.seconds[key], True))
     return choices
 
 

@@ -9,7 +9,8 @@ Cin/g, Cout); depthwise (C, 1, kh, kw) -> (kh, kw, C); ConvTranspose2d (Cin, Cou
 
 from __future__ import annotations
 
-from ..gpu import Device, Tensor
+from ..gpu import Device, Tensor, tuning
+from . import variants
 from ._common import activation_code, ceil_div, check, check_f32, grid_1d, pack, slices
 
 WG = 64
@@ -106,24 +107,96 @@ def conv2d(
     constants = _epilogue_constants(op, act, bias) | {"HAS_RESIDUAL": residual is not None}
     cout_g = cout // groups
     m = ho * wo
-    bpg = ceil_div(cout_g, 16)
     blocked = cout_g % 4 == 0
-    invocations = ceil_div(m, 8) * groups * bpg if blocked else ceil_div(m * cout, 4)
     geometry = (h, w, cin, cout, ho, wo, kh, kw, stride, padding, cin_g, cout_g)
     out = x.device.empty(out_shape)
     flops = 2.0 * m * cout * kh * kw * cin_g
-    for first, count in _invocation_slices(x.device, flops * CONV_WORK, invocations):
+    inputs = [x, weight, bias, residual]
+    v = _conv2d_variant(x.device, geometry, groups) if blocked else None
+    _record_conv2d(v, inputs, out, geometry, groups, constants, flops)
+    return out
+
+
+def _record_conv2d(
+    v: variants.Variant | None,
+    inputs: list[Tensor | None],
+    out: Tensor,
+    geometry: tuple[int, ...],
+    groups: int,
+    constants: dict[str, float],
+    flops: float,
+    limit: int | None = None,
+) -> None:
+    """The dispatches of conv2d's blocked variant `v` (None: the simple path); `limit`: only
+    that many invocations (from the first), which tuning times."""
+    device = out.device
+    ho, wo, cout, cout_g = geometry[4], geometry[5], geometry[3], geometry[11]
+    m = ho * wo
+    bpg = ceil_div(cout_g, 16)
+    if v is None:
+        kernel, invocations = "conv2d", ceil_div(m * cout, 4)
+        constants = constants | {"BLOCKED": False}
+    elif v.kernel == "conv2d":
+        kernel, invocations = "conv2d", ceil_div(m, 8) * groups * bpg
+        constants = constants | {"BLOCKED": True}
+    else:  # a workgroup per channel block and WG pixel blocks
+        kernel, invocations = v.kernel, ceil_div(ceil_div(m, 8), WG) * WG * groups * bpg
+    total = invocations
+    if limit is not None:
+        invocations = min(invocations, limit)
+    for first, count in _invocation_slices(device, flops * CONV_WORK, invocations):
         params = pack("17I", *geometry, m, bpg, groups * bpg, m * cout, first)
-        x.device.dispatch(
-            "conv2d",
-            [x, weight, bias, residual],
+        device.dispatch(
+            kernel,
+            inputs,
             [out],
             params,
             grid_1d(count, WG),
-            constants | {"BLOCKED": blocked},
-            flops * CONV_WORK * count / invocations,
+            constants,
+            flops * CONV_WORK * count / total,
         )
-    return out
+
+
+def _conv2d_variant(device: Device, geometry: tuple[int, ...], groups: int) -> variants.Variant:
+    """The blocked path's variant this adapter runs fastest on this convolution (measured
+    once, see sandseg.gpu.tuning)."""
+    names = [v.name for v in variants.candidates(device, "conv2d")]
+    shape_class = conv2d_class(geometry, groups)
+    measure = conv2d_measure(device, geometry, groups)
+    return variants.variant("conv2d", tuning.choose(device, "conv2d", shape_class, names, measure))
+
+
+def conv2d_class(geometry: tuple[int, ...], groups: int) -> str:
+    h, w, cin, cout, _, _, kh, kw, stride, padding = geometry[:10]
+    return f"h{h}_w{w}_c{cin}_o{cout}_k{kh}x{kw}_s{stride}_p{padding}_g{groups}"
+
+
+def conv2d_measure(device: Device, geometry: tuple[int, ...], groups: int) -> tuning.Measure:
+    """How tuning times a variant of conv2d's blocked path: on zeros, the first invocations
+    (about MEASURE_FLOP, at least 4 workgroups; equal work in every variant), no epilogue."""
+    h, w, cin, cout, ho, wo, kh, kw = geometry[:8]
+    cin_g = cin // groups
+    per_invocation = 8 * 16 * 2.0 * kh * kw * cin_g
+    limit = max(4 * WG, ceil_div(int(MEASURE_FLOP / per_invocation), WG) * WG)
+
+    async def measure(name: str, bound: float) -> float:
+        v = variants.variant("conv2d", name)
+        x = device.upload(bytes(4 * h * w * cin), (h, w, cin))
+        weight = device.upload(bytes(4 * kh * kw * cin_g * cout), (kh, kw, cin_g, cout))
+        out = device.empty((ho, wo, cout))
+
+        def record() -> None:
+            _record_conv2d(v, [x, weight, None, None], out, geometry, groups, _PLAIN, 1.0, limit)
+
+        warm_up = tuning.table_for(device).first_run(f"conv2d/{name}")
+        return await tuning.measure_seconds(device, record, bound, warm_up)
+
+    return measure
+
+
+# What tuning times: about this many FLOP (at least 4 workgroups), no epilogue.
+MEASURE_FLOP = 20_000_000
+_PLAIN: dict[str, float] = {"WG": WG, "ACT": 0, "HAS_BIAS": False, "HAS_RESIDUAL": False}
 
 
 def conv2d_depthwise(

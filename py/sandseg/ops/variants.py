@@ -49,7 +49,14 @@ MATMUL = (
     Variant("subgroup8", "matmul_subgroup", 8 * 8, 16, {"WG": 8}, SUBGROUP_FEATURES),
 )
 
-VARIANTS: dict[str, tuple[Variant, ...]] = {"matmul": MATMUL}
+# conv2d's blocked path (Cout / groups % 4 == 0); rows and cols: 8 pixels x 16 channels per
+# invocation, grouped per workgroup as each kernel's header says.
+CONV2D = (
+    Variant("blocked", "conv2d", 8, 16),
+    Variant("subgroup", "conv2d_subgroup", 8, 16, {}, SUBGROUP_FEATURES),
+)
+
+VARIANTS: dict[str, tuple[Variant, ...]] = {"matmul": MATMUL, "conv2d": CONV2D}
 
 
 def candidates(device: Device, op: str) -> tuple[Variant, ...]:
