@@ -27,7 +27,6 @@ _ID = re.compile(r"^- ([A-Z]{2}-\d+) (.*)$")
 # says NOT BUILT in red, and a whole run does not fail on them. Once a test shows one, its
 # entry must go (a whole run fails while a shown requirement is still listed here).
 NOT_BUILT = {
-    "SC-1": "issue 16: the Ray Serve tier is not built yet",
 }
 
 

@@ -99,3 +99,43 @@ def photo() -> bytes:
     if not path.is_file():
         pytest.fail(f"{path} is missing: the scale tests upload it", pytrace=False)
     return path.read_bytes()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_engine():
+    """Every engine of these tests (the replicas' and the single process's) runs onnxruntime
+    on one thread: the same numerics everywhere, and two replicas fit two cores."""
+    import os
+
+    from sandseg.runtime.ort_runtime import THREADS_ENV
+
+    before = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = "1"
+    yield
+    if before is None:
+        os.environ.pop(THREADS_ENV, None)
+    else:
+        os.environ[THREADS_ENV] = before
+
+
+@pytest.fixture(scope="session")
+def single_process(bundle, converted_weights, tmp_path_factory):
+    """The single process to hold replicas to: the app on an onnxruntime engine with the
+    memory cache; call it with the ApiSettings to use."""
+    from starlette.testclient import TestClient
+
+    from sandseg.server.app import create_app
+    from sandseg.server.engine import Engine
+
+    engine = Engine(
+        converted_weights, runtime="onnxruntime", onnx_cache=tmp_path_factory.mktemp("onnx")
+    )
+
+    def make(settings):
+        app = create_app(
+            bundle, converted_weights, hosts={"testserver"}, engine=engine, settings=settings
+        )
+        return TestClient(app, raise_server_exceptions=False)
+
+    yield make
+    engine.close()
