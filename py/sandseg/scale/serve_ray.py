@@ -16,8 +16,7 @@ from pathlib import Path
 
 from ..inputs import InputError
 from ..server.api import ApiSettings
-from ..server.cache import ImageCache
-from . import ray_serve
+from ..server.cache import ImageCache, MemoryCache
 
 READY_TIMEOUT_S = 900.0
 
@@ -40,21 +39,11 @@ def check_cache(url: str) -> None:
 
 def shared_cache(args: argparse.Namespace, weights_sha256: str) -> ImageCache:
     """The single process's `--cache redis://...` (it survives the process's restarts)."""
-    return ray_serve.make_cache(
-        ray_serve.ReplicaConfig(
-            bundle="",
-            weights="",
-            weights_sha256=weights_sha256,
-            runtime=args.runtime,
-            hosts=frozenset(),
-            token=None,
-            settings=ApiSettings(),
-            onnx_cache="",
-            cache=args.cache,
-            cache_ttl_s=args.cache_ttl,
-            cache_images=args.cache_images,
-        )
-    )
+    from .redis_cache import RedisCache, parse_redis_url
+
+    local = MemoryCache(args.cache_images)
+    target = parse_redis_url(args.cache)
+    return RedisCache(target, weights_sha256, ttl_s=args.cache_ttl, local=local)
 
 
 def run_ray_serve(
@@ -80,6 +69,7 @@ def run_ray_serve(
             "--cache redis://127.0.0.1:6379/0 to share"
         )
     from ..server.serve_cli import sandseg_home
+    from . import ray_serve  # Ray itself, only now
 
     config = ray_serve.ReplicaConfig(
         bundle=str(bundle.resolve()),
