@@ -28,6 +28,7 @@ from tests.browser.conftest import Page
 
 ROOT = Path(__file__).resolve().parents[2]
 DOGS = ROOT.parent / "shared" / "images" / "dogs.jpg"
+PICTURE = ROOT.parent / "shared" / "images" / "picture1.jpg"
 SCREENSHOT = ROOT / "out" / "objects.png"
 WIDTH, HEIGHT = 1072, 603
 BLACK_DOG = (660.0, 420.0)
@@ -442,3 +443,22 @@ def test_shortcuts_and_help(page: Any) -> None:
     page.keyboard.press("Delete")
     assert len(objects(page)) == count and new not in [o["id"] for o in objects(page)]
     assert surface(page, UNNAMED_CONTROLS) == []
+
+
+def test_each_image_keeps_its_objects(page: Any) -> None:
+    """Another photo starts with one implicit object; back on dogs.jpg (encoded again: a cache
+    hit on the server) its objects are as they were, masks included."""
+    if not any(o["area"] for o in objects(page)):
+        predict_object(page, "dog", BLACK_DOG)
+    before = objects(page)
+    document = surface(page, "() => window.sandseg.exportCoco()")
+    page.set_input_files("#file-input", str(PICTURE))
+    expect(page.locator("#image-info")).to_contain_text("picture1.jpg")
+    expect(page.locator("#stage")).to_have_attribute("data-image", "ready", timeout=ENCODE_MS)
+    [implicit] = objects(page)
+    assert implicit["area"] == 0 and implicit["id"] not in [o["id"] for o in before]
+    page.set_input_files("#file-input", str(DOGS))
+    expect(page.locator("#image-info")).to_contain_text("dogs.jpg")
+    expect(page.locator("#stage")).to_have_attribute("data-image", "ready", timeout=ENCODE_MS)
+    assert objects(page) == before
+    assert surface(page, "() => window.sandseg.exportCoco()") == document
