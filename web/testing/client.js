@@ -18,6 +18,11 @@ Object.assign(SandsegClient.prototype, {
     return this._request({ type: "checkMatmulVariants" });
   },
 
+  /** Issue 14: [{variant, shape, wrong, guard}] for every conv2d variant on this adapter. */
+  async checkConv2dVariantsForTesting() {
+    return this._request({ type: "checkConv2dVariants" });
+  },
+
   /** Testing PY-3: block the worker's thread for `seconds`, as a stuck inference would. */
   async hangForTesting(seconds) {
     await this._request({ type: "hang", seconds });

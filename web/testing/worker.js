@@ -20,6 +20,11 @@ async function checkMatmulVariants() {
   return { type: "result", result: plain(await testing().check_matmul_variants(session)) };
 }
 
+// Issue 14: every conv2d variant likewise.
+async function checkConv2dVariants() {
+  return { type: "result", result: plain(await testing().check_conv2d_variants(session)) };
+}
+
 // Testing PY-3: block this thread as a stuck inference would (no heartbeat, no answer).
 async function hang({ seconds }) {
   const end = performance.now() + seconds * 1000;
@@ -27,4 +32,4 @@ async function hang({ seconds }) {
   return { type: "result", result: null };
 }
 
-Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, checkMatmulVariants, hang });
+Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, checkMatmulVariants, checkConv2dVariants, hang });

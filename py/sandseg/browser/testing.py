@@ -93,3 +93,67 @@ def _eighths(count: int, mult: int) -> list[float]:
 
 def _up(device: Any, values: list[float], shape: tuple[int, ...]) -> Tensor:
     return device.upload(struct.pack(f"<{len(values)}f", *values), shape)
+
+
+# (H, W, Cin, Cout, stride) of 3x3 convolutions with padding 1 whose output ends inside a
+# workgroup's pixel blocks and whose 20 channels leave a last block of 4.
+CONV2D_SHAPES = ((9, 7, 8, 20, 1), (10, 9, 4, 16, 2))
+
+
+async def check_conv2d_variants(session: Session) -> Any:
+    """check_matmul_variants for conv2d's blocked path: [{variant, shape, wrong, guard}]."""
+    device = session.local.ready_device()
+    pin = os.environ.get("SANDSEG_KERNELS")
+    device.guard_bytes = 1024
+    results = []
+    try:
+        for h, w, cin, cout, stride in CONV2D_SHAPES:
+            x, wt, bias = (
+                _eighths(h * w * cin, 37),
+                _eighths(9 * cin * cout, 53),
+                _eighths(cout, 71),
+            )
+            ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+            want = [
+                sum(
+                    x[(iy * w + ix) * cin + ci] * wt[((ky * 3 + kx) * cin + ci) * cout + co]
+                    for ky in range(3)
+                    for kx in range(3)
+                    for ci in range(cin)
+                    if 0 <= (iy := oy * stride - 1 + ky) < h
+                    and 0 <= (ix := ox * stride - 1 + kx) < w
+                )
+                + bias[co]
+                for oy in range(ho)
+                for ox in range(wo)
+                for co in range(cout)
+            ]
+            for v in variants.candidates(device, "conv2d"):
+                os.environ["SANDSEG_KERNELS"] = f"conv2d={v.name}"
+                out = ops.conv2d(
+                    _up(device, x, (h, w, cin)),
+                    _up(device, wt, (3, 3, cin, cout)),
+                    _up(device, bias, (cout,)),
+                    stride=stride,
+                    padding=1,
+                )
+                n = ho * wo * cout
+                whole = Tensor(device, out.buffer, (out.capacity // 4,), "u32", 0, out)
+                data = await device.read(whole)
+                got = struct.unpack(f"<{n}f", data[: 4 * n])
+                tail = data[4 * n :]
+                results.append(
+                    {
+                        "variant": v.name,
+                        "shape": f"{h}x{w}x{cin} -> {ho}x{wo}x{cout} 3x3 s{stride}",
+                        "wrong": sum(g != e for g, e in zip(got, want, strict=True)),
+                        "guard": tail == device.SENTINEL * (len(tail) // 4),
+                    }
+                )
+    finally:
+        device.guard_bytes = 0
+        if pin is None:
+            os.environ.pop("SANDSEG_KERNELS", None)
+        else:
+            os.environ["SANDSEG_KERNELS"] = pin
+    return marshal.js_object(results)
