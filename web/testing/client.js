@@ -23,6 +23,11 @@ Object.assign(SandsegClient.prototype, {
     return this._request({ type: "checkConv2dVariants" });
   },
 
+  /** Issue 13: the current image's (64, 64, 256) float32 embeddings, base64 (little-endian). */
+  async embeddingsForTesting() {
+    return toBase64(await this._request({ type: "readEmbeddings" }));
+  },
+
   /** Testing PY-3: block the worker's thread for `seconds`, as a stuck inference would. */
   async hangForTesting(seconds) {
     await this._request({ type: "hang", seconds });

@@ -32,4 +32,9 @@ async function hang({ seconds }) {
   return { type: "result", result: null };
 }
 
-Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, checkMatmulVariants, checkConv2dVariants, hang });
+// Issue 13: the current image's embeddings, to compare with the official ones.
+async function readEmbeddings() {
+  return { type: "result", result: plain(await testing().read_embeddings(session)) };
+}
+
+Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, checkMatmulVariants, checkConv2dVariants, hang, readEmbeddings });

@@ -38,6 +38,16 @@ async def provoke_gpu_errors(session: Session) -> Any:
     return marshal.js_object(messages)
 
 
+async def read_embeddings(session: Session) -> Any:
+    """Issue 13: the current image's embeddings as the client runtime computed them,
+    (64, 64, 256) channels-last float32 bytes (a Uint8Array), to compare with the official
+    ones; an error when the image was encoded elsewhere (server mode)."""
+    offload = session.offload
+    if offload is None or offload.predictor is None or offload.image_mode in (None, "server"):
+        raise RuntimeError("no image encoded in this browser: set one in client mode first")
+    return marshal.js_object(await offload.predictor.get_image_embedding_async())
+
+
 # Issue 14: the matmul variants on the browser's adapter. (m, k, n): the mask decoder's
 # (7, 256, 256) product, and shapes that end inside every variant's tiles.
 MATMUL_SHAPES = ((7, 256, 256), (33, 12, 20), (130, 20, 68))
