@@ -166,7 +166,7 @@ def test_auto_takes_the_fastest_runtime_per_part_and_mixes_them(
         got = np.frombuffer(state.embeddings, np.float32).reshape(64, 64, 256)
         want_emb = reference["image_embeddings"][0].transpose(1, 2, 0)
         assert rel_l2(got, want_emb) <= 1e-4, describe(got, want_emb)
-        prediction = engine.call(engine.predict, state, {**CENTER_POINT, "multimask_output": True})
+        prediction = engine.call(engine.predict, state, Prompt.of(**CENTER_POINT))
         check_prediction(prediction, reference, "center_point", "multi")
     finally:
         engine.close()
