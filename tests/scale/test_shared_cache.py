@@ -17,6 +17,7 @@ from sandseg.scale.redis_cache import (
     parse_redis_url,
     password_for,
 )
+from sandseg.server.api import ApiSettings
 from sandseg.server.app import create_app
 from sandseg.server.engine import Engine
 from sandseg.server.replica import ReplicaInfo
@@ -34,9 +35,9 @@ def _app(bundle, weights, engine: Engine, name: str) -> TestClient:
 
 @pytest.fixture(scope="module")
 def engines(converted_weights, weights_sha, redis_server, tmp_path_factory):
-    """{"single": memory cache, "a" and "b": one Redis} -> Engine (onnxruntime)."""
+    """{"a", "b"}: two engines (onnxruntime), each with its RedisCache on one Redis."""
     onnx = tmp_path_factory.mktemp("onnx")
-    engines = {"single": Engine(converted_weights, runtime="onnxruntime", onnx_cache=onnx)}
+    engines = {}
     caches = {}
     for name in ("a", "b"):
         caches[name] = RedisCache(parse_redis_url(redis_server.url), weights_sha)
@@ -51,8 +52,10 @@ def engines(converted_weights, weights_sha, redis_server, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def replicas(bundle, converted_weights, engines) -> dict[str, TestClient]:
-    return {name: _app(bundle, converted_weights, e, name) for name, e in engines.items()}
+def replicas(bundle, converted_weights, engines, single_process) -> dict[str, TestClient]:
+    """The two replicas and "single", the single process (the memory cache)."""
+    clients = {name: _app(bundle, converted_weights, e, name) for name, e in engines.items()}
+    return {**clients, "single": single_process(ApiSettings())}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ onnxruntime with one CPU thread per model (`SANDSEG_CPU_THREADS=1`, `--replica-t
 all on one redis-server of this run (`--cache redis://`): the single process, then `--ray
 --replicas N` for every N asked. Per setup, on `predict` (one point, 3 masks, against an image
 uploaded once): unloaded sequential requests (p50: Ray's added latency is the Ray setup's
-minus the single process's, both with one replica's worth of work), then closed-loop clients
+minus the single process's, each request's time outside the app: the client's total minus the
+queue and compute the app reports in Server-Timing), then closed-loop clients
 at concurrency 1, 2, 4, 8 (saturation = the best successful req/s; p50/p99 at that level).
 Prints a table, writes JSON (and Markdown), with the targets' verdicts: N=2 >= 1.6x N=1's
 throughput with p99 within 1.5x, Ray's added p50 <= 15 ms.
@@ -35,7 +36,7 @@ import numpy as np
 
 from ..offload import messages
 from ..predictor import InputError
-from .loadgen import Route, closed_loop, http, summarize, timed
+from .loadgen import Route, closed_loop, http, percentile, summarize, timed
 
 CONCURRENCY = (1, 2, 4, 8)
 START_TIMEOUT_S = 600.0
@@ -122,6 +123,7 @@ async def _measure(server: Server, requests: int, seconds: float) -> dict[str, A
         await timed(server.port, route)
     samples = [await timed(server.port, route) for _ in range(requests)]
     unloaded = summarize("predict", "unloaded", "sequential", samples, 1.0)
+    outside = [await _outside_ms(server.port, route) for _ in range(requests)]
     replicas = set()
     for _ in range(6):
         replicas.add((await http(server.port, "GET", "/healthz")).headers["x-sandseg-replica"])
@@ -137,12 +139,30 @@ async def _measure(server: Server, requests: int, seconds: float) -> dict[str, A
         "replicas_seen": len(replicas),
         "unloaded_p50_ms": unloaded.p50_ms,
         "unloaded_p99_ms": unloaded.p99_ms,
+        "outside_app_p50_ms": percentile(outside, 50),
         "saturation_rps": best["ok_per_s"],
         "saturation_load": best["load"],
         "saturation_p50_ms": best["p50_ms"],
         "saturation_p99_ms": best["p99_ms"],
         "sweep": levels,
     }
+
+
+async def _outside_ms(port: int, route: Route) -> float:
+    """One request's time outside the app's own work: the client's total minus the queue and
+    compute the app reports (Server-Timing). What Ray adds (its proxy, the hop to the replica)
+    shows here without the model's time, which on a shared machine varies far more."""
+    started = time.perf_counter()
+    reply = await http(port, "POST", route.path, route.body)
+    total = (time.perf_counter() - started) * 1000
+    if reply.status != 200:
+        raise InputError(f"predict answered HTTP {reply.status}")
+    inside = 0.0
+    for entry in reply.headers["server-timing"].split(","):
+        for param in entry.split(";")[1:]:
+            if param.strip().startswith("dur="):
+                inside += float(param.strip().removeprefix("dur="))
+    return total - inside
 
 
 def _prompt(x: float, y: float) -> bytes:
@@ -216,10 +236,10 @@ def _checks(results: list[dict[str, Any]], counts: list[int]) -> list[dict[str, 
     single, by_count = results[0], dict(zip(counts, results[1:], strict=True))
     checks = []
     if 1 in by_count:
-        added = by_count[1]["unloaded_p50_ms"] - single["unloaded_p50_ms"]
+        added = by_count[1]["outside_app_p50_ms"] - single["outside_app_p50_ms"]
         checks.append(
             {
-                "check": "Ray's added latency, predict p50 (ray 1 replica - single process)",
+                "check": "Ray's added latency, predict p50 outside the app (ray 1 - single)",
                 "measured": f"{added:.1f} ms",
                 "limit": f"<= {ADDED_MS:g} ms",
                 "passed": added <= ADDED_MS,
@@ -249,13 +269,15 @@ def _checks(results: list[dict[str, Any]], counts: list[int]) -> list[dict[str, 
 
 
 def _report(doc: dict[str, Any]) -> tuple[str, str]:
-    head = ["setup", "replicas seen", "unloaded p50 ms", "saturation req/s", "at", "p50 ms"]
+    head = ["setup", "replicas seen", "unloaded p50 ms", "outside app p50 ms", "saturation req/s"]
+    head += ["at", "p50 ms"]
     head += ["p99 ms", "start-up s"]
     rows = [
         [
             r["setup"],
             str(r["replicas_seen"]),
             f"{r['unloaded_p50_ms']:.1f}",
+            f"{r['outside_app_p50_ms']:.1f}",
             f"{r['saturation_rps']:.2f}",
             r["saturation_load"],
             f"{r['saturation_p50_ms']:.1f}",
