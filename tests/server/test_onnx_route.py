@@ -31,6 +31,4 @@ def test_an_unknown_graph_is_404_naming_the_graphs(client) -> None:
 
 def test_the_route_is_in_the_openapi_document(client) -> None:
     paths = client.get("/api/v1/openapi.json").json()["paths"]
-    assert paths["/api/v1/onnx/{graph}"]["get"]["parameters"][0]["schema"]["enum"] == list(
-        GRAPHS
-    )
+    assert paths["/api/v1/onnx/{graph}"]["get"]["parameters"][0]["schema"]["enum"] == list(GRAPHS)
