@@ -10,7 +10,6 @@ import urllib.request
 import numpy as np
 import pytest
 
-from sandseg.bench.onnx_side import exported_models, ort_cpu_side_by_side
 from sandseg.bench.npm import (
     ORT_WEB_INTEGRITY,
     ORT_WEB_VERSION,
@@ -19,6 +18,7 @@ from sandseg.bench.npm import (
     npm_integrity,
     verify_integrity,
 )
+from sandseg.bench.onnx_side import exported_models, ort_cpu_side_by_side
 from sandseg.bench.ort_web import serve_folder
 
 
