@@ -74,6 +74,9 @@ class BrowserDevice(Device):
         self._compile_only = False
         # (placeholder, promise, what) of pipelines compile_only is creating.
         self._compiling: list[tuple[list[Any], Any, str]] = []
+        # Shader modules by kernel: one per WGSL source, shared by the pipelines made from it
+        # with different override constants (the browser parses and validates it once).
+        self._modules: dict[str, Any] = {}
         super().__init__(name, features)
 
     # -- errors and loss ------------------------------------------------------------------
@@ -198,7 +201,10 @@ class BrowserDevice(Device):
             group_layout = self._device.createBindGroupLayout(
                 _js({"label": kernel, "entries": entries})
             )
-            module = self._device.createShaderModule(_js({"label": kernel, "code": source}))
+            module = self._modules.get(kernel)
+            if module is None:
+                module = self._device.createShaderModule(_js({"label": kernel, "code": source}))
+                self._modules[kernel] = module
             layout = self._device.createPipelineLayout(_js({"bindGroupLayouts": [group_layout]}))
             compute = {
                 "module": module,
