@@ -81,6 +81,22 @@ def test_segment_with_missing_image_says_so(converted_weights, tmp_path, capsys)
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("outputs", "fragment"),
+    [
+        ((), "nothing to write: give --out OUT.npz, --coco OUT.json or both"),
+        (("--coco", "no/such/folder/out.json"), "output folder no/such/folder does not exist"),
+        (("--coco", "out.json", "--polygon-tolerance", "-1"), "--polygon-tolerance must be >= 0"),
+    ],
+)
+def test_segment_coco_options_are_checked_before_any_work(tmp_path, capsys, outputs, fragment):
+    args = ["segment", "--weights", str(tmp_path / "not-read.safetensors")]
+    args += ["--image", str(IMAGES / "picture2.jpg"), "--point", "10,10,1"]
+    assert main([*args, *outputs]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+
+
 def test_a_flipped_data_byte_is_caught_by_the_manifest(
     gpu_device, converted_weights, tmp_path, capsys
 ):

@@ -1,5 +1,6 @@
 """`sandseg segment` as users run it, held to the official outputs: picture1 (nearly square)
-and dogs (landscape, 1072 x 603), points, a box, and a refinement from a low-res mask.
+and dogs (landscape, 1072 x 603), points, a box, and a refinement from a low-res mask; each
+run also writes --coco, read back by pycocotools.
 
 The command reads the reference's own decoded pixels, written losslessly, so that JPEG
 decoder differences do not count. Tolerances as tests/model/test_conformance.py's: masks
@@ -8,12 +9,14 @@ IoU >= 0.999, IoU predictions and low-res logits within 1e-4.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sandseg.cli import main
+from tests.annotations.coco_reader import annotation_mask
 from tests.conftest import require
 from tests.model.conftest import describe, mask_iou
 
@@ -51,9 +54,9 @@ def test_segment_gives_the_official_outputs(
         ref = {k: data[k] for k in data.files}
     image = tmp_path / "image.png"
     Image.fromarray(ref["image_rgb"]).save(image)
-    out = tmp_path / "out.npz"
+    out, coco = tmp_path / "out.npz", tmp_path / "out.json"
     args = ["segment", "--weights", str(converted_weights), "--image", str(image)]
-    args += [*prompt_args(ref, prompt, tmp_path), "--out", str(out)]
+    args += [*prompt_args(ref, prompt, tmp_path), "--out", str(out), "--coco", str(coco)]
     assert main([*args, "--multimask"] if tag == "multi" else args) == 0
 
     key = f"{prompt}__{tag}__"
@@ -66,3 +69,19 @@ def test_segment_gives_the_official_outputs(
         np.testing.assert_allclose(got["iou_predictions"], want_iou, rtol=0, atol=1e-4)
         low_res, want_low = got["low_res_masks"], ref[key + "low_res_masks"][0]
         assert np.abs(low_res - want_low).max() <= 1e-4, describe(low_res, want_low)
+        check_coco(json.loads(coco.read_text()), got["masks"], got["iou_predictions"])
+
+
+def check_coco(document: dict, masks: np.ndarray, iou: np.ndarray) -> None:
+    """--coco: one annotation per mask of the .npz, in its order, that pycocotools decodes
+    to that mask pixel for pixel, scored with its predicted IoU."""
+    count, height, width = masks.shape
+    assert document["images"] == [
+        {"id": 1, "file_name": "image.png", "width": width, "height": height}
+    ]
+    names = {c["id"]: c["name"] for c in document["categories"]}
+    want_names = ["object 1"] if count == 1 else [f"object 1 (mask {k} of 3)" for k in (1, 2, 3)]
+    assert [names[a["category_id"]] for a in document["annotations"]] == want_names
+    for annotation, mask, score in zip(document["annotations"], masks, iou, strict=True):
+        assert np.array_equal(annotation_mask(annotation, height, width), mask)
+        assert annotation["score"] == pytest.approx(float(score), abs=1e-6)

@@ -79,3 +79,32 @@ def server_timing(response: Any) -> dict[str, float]:
             if param.startswith("dur="):
                 durations[name] = float(param.removeprefix("dur="))
     return durations
+
+
+# Weights that are not the demo weights: the conformance checkpoint with one value changed
+# (so they load and run like it, and sandseg.weights.identity must not take them for it).
+OTHER_KEY = "mask_decoder.iou_token.weight"
+
+
+@pytest.fixture(scope="session")
+def other_checkpoint(tmp_path_factory) -> Path:
+    """A .pt in the official layout whose tensors are not the demo weights'."""
+    from sandseg.weights import HostTensor, read_pt
+    from tests.conftest import require
+    from tests.weights.ptwriter import write_checkpoint
+
+    tensors = read_pt(require("mobile_sam_seed1234.pt"))
+    changed = bytearray(tensors[OTHER_KEY].data)
+    changed[0] ^= 0x01
+    tensors[OTHER_KEY] = HostTensor("F32", tensors[OTHER_KEY].shape, bytes(changed))
+    return write_checkpoint(tmp_path_factory.mktemp("other") / "mobile_sam.pt", tensors)
+
+
+@pytest.fixture(scope="session")
+def other_weights(other_checkpoint, tmp_path_factory) -> Path:
+    """other_checkpoint converted (with its manifest)."""
+    from sandseg.weights import convert_checkpoint
+
+    out = tmp_path_factory.mktemp("other_weights") / "other.safetensors"
+    convert_checkpoint(other_checkpoint, out)
+    return out

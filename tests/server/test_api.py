@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 from sandseg.gpu import GPUError
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
+from sandseg.server.app import create_app
 from sandseg.server.lifecycle import Readiness
 from sandseg.weights import HostTensor, dump_safetensors, manifest_path
 from tests.conftest import CONFORMANCE, require
@@ -633,6 +634,23 @@ def test_model_describes_the_stages_in_order(client, converted_weights) -> None:
     assert runtime["measured"]["wgpu"]["decode_seconds"] == model["profile"]["decode_seconds"]
 
 
+def test_model_names_the_demo_weights(client, converted_weights) -> None:
+    """The page's demo notice and window.sandseg.weights read this (issue 17, item 1)."""
+    manifest = json.loads(manifest_path(converted_weights).read_text())
+    assert client.get("/api/v1/model").json()["weights"] == {
+        "name": "mobile_sam_seed1234.pt",
+        "sha256": manifest["output_sha256"],
+        "demo": True,
+    }
+
+
+def test_model_does_not_call_other_weights_demo(bundle, offload_engine, other_weights) -> None:
+    app = create_app(bundle, other_weights, hosts={"testserver"}, engine=offload_engine)
+    weights = TestClient(app).get("/api/v1/model").json()["weights"]
+    manifest = json.loads(manifest_path(other_weights).read_text())
+    assert weights == {"name": "mobile_sam.pt", "sha256": manifest["output_sha256"], "demo": False}
+
+
 def app_routes(app) -> list[tuple[str, set[str]]]:
     """(path, methods) of every route of the Starlette app under the middleware."""
     while not isinstance(app, Starlette):
@@ -671,7 +689,10 @@ def test_openapi_names_every_api_route(client) -> None:
     described = document["paths"]["/api/v1/model"]["get"]["responses"]["200"]["content"]
     properties = described["application/json"]["schema"]["properties"]
     assert set(properties) <= set(client.get("/api/v1/model").json())
-    assert {"stages", "runtime"} <= set(properties)
+    assert {"stages", "runtime", "weights"} <= set(properties)
+    assert set(properties["weights"]["properties"]) == set(
+        client.get("/api/v1/model").json()["weights"]
+    )
     stage = document["paths"]["/api/v1/stages/{stage}"]["post"]["parameters"][0]
     assert stage["schema"]["enum"] == [
         s["name"] for s in client.get("/api/v1/model").json()["stages"]

@@ -20,7 +20,6 @@ from sandseg.server import create_app
 from sandseg.server.headers import CSP
 from sandseg.weights import HostTensor, save_safetensors
 from sandseg.weights.files import sha256_file
-from tests.conftest import CONFORMANCE
 
 
 @pytest.fixture
@@ -127,9 +126,6 @@ def test_serve_without_a_bundle_says_how_to_build_it(tmp_path, capsys):
     assert "python build.py" in capsys.readouterr().err
 
 
-SEED_CHECKPOINT = CONFORMANCE / "mobile_sam_seed1234.pt"
-
-
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -168,15 +164,14 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
 
 
 def test_serve_downloads_verifies_and_then_reuses_the_official_weights(
-    tmp_path, monkeypatch, served
+    tmp_path, monkeypatch, served, other_checkpoint
 ):
     from sandseg.server import serve_cli
     from sandseg.weights.convert import manifest_path
 
-    if not SEED_CHECKPOINT.is_file():
-        pytest.fail(f"{SEED_CHECKPOINT} is missing: the download test cannot run", pytrace=False)
     folder, base, requests = served
-    os.symlink(SEED_CHECKPOINT, folder / "mobile_sam.pt")
+    # Not the demo weights: those, converted before, would not be reused (test_default_weights).
+    os.symlink(other_checkpoint, folder / "mobile_sam.pt")
     monkeypatch.setenv("SANDSEG_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SANDSEG_WEIGHTS_URL", raising=False)
     monkeypatch.setattr(serve_cli, "OFFICIAL_URL", f"{base}/mobile_sam.pt")

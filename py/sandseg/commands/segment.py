@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..annotations import SEGMENTATIONS, coco_document
 from ..predictor import InputError, Predictor, check_prompts
+from ..weights.files import atomic_writer
 from . import Progress, Subparsers
 
 
@@ -32,7 +37,26 @@ def register(sub: Subparsers) -> None:
         help="previous low-res logits (1x256x256 or 256x256 float32) to refine",
     )
     parser.add_argument("--multimask", action="store_true", help="return 3 masks instead of 1")
-    parser.add_argument("--out", required=True, help="output .npz path")
+    parser.add_argument("--out", help="output .npz path (--out, --coco or both)")
+    parser.add_argument(
+        "--coco",
+        metavar="OUT.json",
+        help="also (or instead) write the masks as a COCO document, one annotation per mask "
+        "(as the page exports its objects)",
+    )
+    parser.add_argument(
+        "--coco-segmentation",
+        choices=SEGMENTATIONS,
+        default="rle",
+        help="COCO segmentation: compressed RLE, exact (default), or polygons",
+    )
+    parser.add_argument(
+        "--polygon-tolerance",
+        type=float,
+        default=1.0,
+        metavar="PIXELS",
+        help="Douglas-Peucker tolerance of the COCO polygons (default 1.0)",
+    )
     parser.add_argument("--overlay", metavar="PNG", help="also write the best mask over the image")
     parser.set_defaults(handler=run)
 
@@ -42,9 +66,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     points = [_numbers(p, 3, "--point X,Y,LABEL") for p in args.point]
     box = _numbers(args.box, 4, "--box X0,Y0,X1,Y1") if args.box else None
     mask_input = _read_mask_input(args.mask_input) if args.mask_input else None
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist")
+    if not (args.out or args.coco):
+        raise InputError("nothing to write: give --out OUT.npz, --coco OUT.json or both")
+    for path in (Path(p) for p in (args.out, args.coco) if p):
+        if not path.parent.is_dir():
+            raise InputError(f"output folder {path.parent} does not exist")
+    if not (math.isfinite(args.polygon_tolerance) and args.polygon_tolerance >= 0):
+        raise InputError(f"--polygon-tolerance must be >= 0 pixels, got {args.polygon_tolerance}")
 
     coords = np.array([p[:2] for p in points], np.float64) if points else None
     labels = np.array([p[2] for p in points]) if points else None
@@ -62,21 +90,63 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     logits, iou, low_res = predictor.predict(
         coords, labels, box, mask_input, args.multimask, return_logits=True
     )
-    _save_npz_atomically(
-        out,
-        masks=logits > 0.0,
-        iou_predictions=iou,
-        low_res_masks=low_res,
-        mask_logits=logits,
-    )
+    written = _write_outputs(args, image, logits, iou, low_res)
     if args.overlay:
         _save_overlay(Path(args.overlay), image, logits[int(np.argmax(iou))] > 0.0, points, box)
         progress(f"wrote {args.overlay}")
     progress(
-        f"wrote {out}: {logits.shape[0]} mask(s), IoU {[round(float(v), 3) for v in iou]}, "
-        f"{time.perf_counter() - start:.1f} s"
+        f"wrote {' and '.join(written)}: {logits.shape[0]} mask(s), "
+        f"IoU {[round(float(v), 3) for v in iou]}, {time.perf_counter() - start:.1f} s"
     )
     return 0
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    image: np.ndarray,
+    logits: np.ndarray,
+    iou: np.ndarray,
+    low_res: np.ndarray,
+) -> list[str]:
+    """OUT.npz and/or OUT.json, each replaced whole or not at all; returns the paths."""
+    masks = logits > 0.0
+    written = []
+    if args.out:
+        _save_npz_atomically(
+            Path(args.out),
+            masks=masks,
+            iou_predictions=iou,
+            low_res_masks=low_res,
+            mask_logits=logits,
+        )
+        written.append(args.out)
+    if args.coco:
+        document = coco_document(
+            file_name=Path(args.image).name,
+            width=image.shape[1],
+            height=image.shape[0],
+            objects=coco_objects(masks, iou),
+            segmentation=args.coco_segmentation,
+            tolerance=args.polygon_tolerance,
+        )
+        with atomic_writer(args.coco) as f:
+            f.write(json.dumps(document).encode())
+        written.append(args.coco)
+    return written
+
+
+def coco_objects(masks: np.ndarray, iou: np.ndarray) -> list[dict[str, Any]]:
+    """The C masks of one prompt as sandseg.annotations objects: "object 1", or with
+    --multimask "object 1 (mask k of 3)" in the order of the .npz's masks."""
+    count = len(masks)
+    return [
+        {
+            "name": "object 1" if count == 1 else f"object 1 (mask {k + 1} of {count})",
+            "mask": mask.astype(np.uint8).tobytes(),
+            "iou": float(score),
+        }
+        for k, (mask, score) in enumerate(zip(masks, iou, strict=True))
+    ]
 
 
 def _read_image(path: str) -> np.ndarray:

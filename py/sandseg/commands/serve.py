@@ -11,7 +11,17 @@ def register(sub: Subparsers) -> None:
     parser = sub.add_parser("serve", help="serve the web app (build it first: python build.py)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--weights", help=".pt (converted once, cached) or .safetensors")
+    parser.add_argument(
+        "--weights",
+        help=".pt (converted once, cached) or .safetensors; default: the weights converted "
+        "last (not the demo weights), else the official mobile_sam.pt downloaded once",
+    )
+    parser.add_argument(
+        "--fallback-weights",
+        metavar="PATH",
+        help="without --weights, serve these (.pt or .safetensors) when there are no converted "
+        "weights and the official download fails (scripts/run.sh: the demo weights)",
+    )
     parser.add_argument("--bundle", default="web/dist", help="the built web bundle")
     parser.add_argument(
         "--weights-sha256", help="pin the weights to this sha256 (default: their manifest)"

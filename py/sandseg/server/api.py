@@ -28,6 +28,7 @@ from ..amg.document import coco_document, to_json
 from ..offload import messages
 from ..offload.wire import MEDIA_TYPE, WireError, wire_dtype
 from ..predictor import MAX_IMAGE_PIXELS, InputError, Prediction
+from ..weights.identity import WeightsInfo
 from .engine import DECODE, PREPROCESS, Cancelled, EncodedImage, Engine, SourceImage
 from .everything import MAX_BODY_BYTES as EVERYTHING_BODY_BYTES
 from .everything import parse_parameters
@@ -81,10 +82,13 @@ class OffloadApi:
         settings: ApiSettings,
         readiness: Readiness,
         replica: ReplicaInfo | None = None,
+        weights: WeightsInfo | None = None,
     ) -> None:
         self.engine = engine
         self.replica = replica or process_replica()
         self.weights_sha = weights_sha
+        # What the page shows (its demo-weights notice, window.sandseg.weights).
+        self.weights: WeightsInfo = weights or {"name": "", "sha256": weights_sha, "demo": False}
         self.settings = settings
         self.readiness = readiness
         self.admission = Admission(
@@ -142,6 +146,7 @@ class OffloadApi:
             {
                 "name": MODEL_NAME,
                 "weights_sha256": self.weights_sha,
+                "weights": self.weights,
                 "layout": "channels-last (H, W, C), little-endian",
                 "stages": stages,
                 "embeddings": {"name": "embeddings", "shape": messages.EMBEDDINGS_SHAPE},

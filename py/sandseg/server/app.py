@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from ..weights.convert import verify_weights
+from ..weights.identity import weights_info
 from .api import ApiSettings, OffloadApi
 from .engine import Engine
 from .guards import HostOriginGuard, TokenGuard
@@ -99,7 +100,10 @@ def create_app(
         # answers every other /api/v1 path.
         routes.append(OnnxGraphs(weights, onnx_root()).route())
     if engine is not None:
-        api = OffloadApi(engine, weights_sha or "", settings or ApiSettings(), readiness, replica)
+        identity = weights_info(weights, weights_sha) if weights is not None else None
+        api = OffloadApi(
+            engine, weights_sha or "", settings or ApiSettings(), readiness, replica, identity
+        )
         routes += api.routes()
     routes.append(Route("/{path:path}", static, methods=["GET", "HEAD"]))
     handlers = {

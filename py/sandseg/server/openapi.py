@@ -43,6 +43,20 @@ DTYPE = {
 _SECONDS = {"type": ["number", "null"]}
 _RUNTIME = {"type": "string", "enum": ["wgpu", "onnxruntime"]}
 MODEL_PROPERTIES: dict[str, Any] = {
+    "weights": {
+        "type": "object",
+        "description": (
+            "the weights served: name (the checkpoint they were converted from, else the file "
+            "name), sha256 (of the .safetensors file) and demo (the seeded random demo "
+            "weights, recognised by their tensors: masks look like noise)"
+        ),
+        "properties": {
+            "name": {"type": "string"},
+            "sha256": {"type": "string"},
+            "demo": {"type": "boolean"},
+        },
+        "required": ["name", "sha256", "demo"],
+    },
     "stages": {
         "type": "array",
         "items": {
@@ -157,8 +171,8 @@ def openapi_document(stage_names: list[str]) -> dict[str, Any]:
         "/api/v1/model": {
             "get": {
                 "summary": (
-                    "The model: weights sha256, stages with boundary shapes, the runtime that "
-                    "runs each part and the seconds every runtime measured"
+                    "The model: the weights (name, sha256, demo), stages with boundary shapes, "
+                    "the runtime that runs each part and the seconds every runtime measured"
                 ),
                 "responses": {"200": _json("the description", MODEL_PROPERTIES)},
             }

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..predictor import InputError
 from ..weights import manifest_path, verify_weights
 from ..weights.files import sha256_file
+from ..weights.identity import DEMO_NOTICE, is_demo, weights_info
 from .conversion import convert_in_subprocess
 from .page_weights import page_weights
 
@@ -37,18 +38,34 @@ def sandseg_home() -> Path:
     return Path(os.environ.get("SANDSEG_HOME", Path.home() / ".cache" / "sandseg"))
 
 
-def resolve_weights(weights: str | None, progress: Callable[[str], None]) -> Path:
-    """A .safetensors path to serve: the given file, a .pt converted once into the cache
-    (keyed by its sha256), the newest weights converted before, or else the official
-    checkpoint downloaded and converted (never when `weights` is given)."""
+def resolve_weights(
+    weights: str | None, progress: Callable[[str], None], fallback: str | None = None
+) -> Path:
+    """A .safetensors path to serve: the given file, or a .pt converted once into the cache
+    (keyed by its sha256). Without `weights`: the newest weights converted before that are
+    not the demo weights, else the official checkpoint downloaded and converted, else (when
+    that fails and `fallback` is given) the fallback weights, converted once like a given
+    .pt."""
     cache = sandseg_home() / "weights"
-    if weights is None:
-        found = sorted(cache.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            return download_official(cache, progress)
-        progress(f"using previously converted weights {found[-1]}")
-        return found[-1]
-    path = Path(weights)
+    if weights is not None:
+        return _given_weights(Path(weights), cache, progress)
+    for found in sorted(cache.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)[::-1]:
+        # Demo weights converted before (the fallback, or run.sh's old default) do not stand
+        # in the way of the official checkpoint.
+        if not is_demo(found):
+            progress(f"using previously converted weights {found}")
+            return found
+    try:
+        return download_official(cache, progress)
+    except InputError as exc:
+        if fallback is None:
+            raise
+        progress(str(exc))
+        progress(f"falling back to {fallback}")
+        return _given_weights(Path(fallback), cache, progress)
+
+
+def _given_weights(path: Path, cache: Path, progress: Callable[[str], None]) -> Path:
     if not path.is_file():
         raise InputError(f"weights {path} do not exist")
     if path.suffix != ".pt":
@@ -144,8 +161,10 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     bundle = Path(args.bundle)
     if not (bundle / "index.html").is_file():
         raise InputError(f"no web bundle in {bundle}: build it first with `python build.py`")
-    weights = resolve_weights(args.weights, progress)
-    pin_weights(weights, args.weights_sha256)
+    weights = resolve_weights(args.weights, progress, args.fallback_weights)
+    identity = weights_info(weights, pin_weights(weights, args.weights_sha256))
+    if identity["demo"]:
+        print(DEMO_NOTICE, flush=True)
     page = page_weights(weights, sandseg_home() / "page-weights")
     progress(f"the page downloads {page.name} ({page.stat().st_size} bytes, float16-stored)")
     hosts = allowed_hosts_for(args.host, args.port) | {h.lower() for h in args.allow_host}
@@ -196,7 +215,8 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     )
     server = GracefulServer(config, readiness)
     readiness.mark_ready()
-    progress(f"serving {bundle} with weights {weights.name}")
+    demo = ", the demo weights" if identity["demo"] else ""
+    progress(f"serving {bundle} with weights {weights.name} ({identity['name']}{demo})")
     print(f"open http://{_url_host(args.host)}:{args.port}/", flush=True)
     try:
         server.run()
@@ -209,15 +229,15 @@ def run_serve(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 GRACEFUL_SHUTDOWN_S = 25
 
 
-def pin_weights(weights: Path, expected_sha256: str | None) -> None:
+def pin_weights(weights: Path, expected_sha256: str | None) -> str:
     """FT-4 / SV-5: serve only weights pinned by sha256, from their manifest or the command
-    line; a truncated, flipped or swapped file refuses to start."""
+    line; a truncated, flipped or swapped file refuses to start. Returns their sha256."""
     if expected_sha256 is None and not manifest_path(weights).exists():
         raise InputError(
             f"{weights} has no manifest ({manifest_path(weights).name}) to pin its sha256: "
             "pass --weights-sha256, or make it with `sandseg convert`"
         )
-    verify_weights(weights, expected_sha256)
+    return verify_weights(weights, expected_sha256)
 
 
 def _url_host(host: str) -> str:
