@@ -1,12 +1,12 @@
 """`sandseg bench gpu`: the kernel and model benchmarks on whatever adapter is present, with
 GFLOP/s as a share of the adapter's fp32 peak where we know it.
 
-Rows: the fast matmul at the encoder's linear shapes, tuned (the variant the tuning table
-chose) and pinned to the register-blocked kernel every release before issue 14 used (with
-`--all-variants`, every variant), numpy on the same shape in the same run; the other
-compute-bound kernels (convolutions, attention); with `--weights` and `--image`, the whole
-encoder, tuned and blocked-only, alternating. Medians of `repeat` runs, wall time from
-submission to done.
+Rows: the fast matmul at the encoder's linear shapes and the dense convolutions, tuned (the
+variant the tuning table chose) and pinned to the register-blocked kernel every release
+before issue 14 used (with `--all-variants`, every matmul variant), numpy on the same shape
+in the same run; the other compute-bound kernels (conv_transpose2x2, attention); with
+`--weights` and `--image`, the whole encoder, tuned and blocked-only, alternating. Medians
+of `repeat` runs, wall time from submission to done.
 """
 
 from __future__ import annotations
@@ -65,11 +65,11 @@ def fp32_peak_gflops(adapter_name: str) -> float | None:
 
 
 @contextlib.contextmanager
-def pinned(variant: str | None) -> Iterator[None]:
-    """SANDSEG_KERNELS pinning the matmul to `variant` (None: the tuned choice)."""
+def pinned(variant: str | None, kernels: tuple[str, ...] = ("matmul", "conv2d")) -> Iterator[None]:
+    """SANDSEG_KERNELS pinning `kernels` to `variant` (None: the tuned choices)."""
     before = os.environ.get("SANDSEG_KERNELS")
     if variant is not None:
-        os.environ["SANDSEG_KERNELS"] = f"matmul={variant}"
+        os.environ["SANDSEG_KERNELS"] = ",".join(f"{k}={variant}" for k in kernels)
     else:
         os.environ.pop("SANDSEG_KERNELS", None)
     try:
@@ -116,8 +116,10 @@ def run_gpu_bench(
         runs: list[str | None] = [None]
         if case in matmuls:
             runs += names if all_variants else ["blocked"]
+        elif case.kernel == "conv2d":
+            runs.append("blocked")
         for variant in runs:
-            with pinned(variant):
+            with pinned(variant, (case.kernel,)):
                 gpu_s = median_seconds(case.run_gpu, repeat, device.wait_idle)
             row = _row(case, variant, gpu_s, np_s, peak)
             rows.append(row)

@@ -173,11 +173,11 @@ def conv2d_class(geometry: tuple[int, ...], groups: int) -> str:
 
 def conv2d_measure(device: Device, geometry: tuple[int, ...], groups: int) -> tuning.Measure:
     """How tuning times a variant of conv2d's blocked path: on zeros, the first invocations
-    (about MEASURE_FLOP, at least 4 workgroups; equal work in every variant), no epilogue."""
+    (about MEASURE_FLOP, at least 2 workgroups; equal work in every variant), no epilogue."""
     h, w, cin, cout, ho, wo, kh, kw = geometry[:8]
     cin_g = cin // groups
     per_invocation = 8 * 16 * 2.0 * kh * kw * cin_g
-    limit = max(4 * WG, ceil_div(int(MEASURE_FLOP / per_invocation), WG) * WG)
+    limit = max(2 * WG, ceil_div(int(MEASURE_FLOP / per_invocation), WG) * WG)
 
     async def measure(name: str, bound: float) -> float:
         v = variants.variant("conv2d", name)
@@ -194,7 +194,7 @@ def conv2d_measure(device: Device, geometry: tuple[int, ...], groups: int) -> tu
     return measure
 
 
-# What tuning times: about this many FLOP (at least 4 workgroups), no epilogue.
+# What tuning times: about this many FLOP (at least 2 workgroups), no epilogue.
 MEASURE_FLOP = 20_000_000
 _PLAIN: dict[str, float] = {"WG": WG, "ACT": 0, "HAS_BIAS": False, "HAS_RESIDUAL": False}
 
