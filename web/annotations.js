@@ -28,9 +28,10 @@ function request() {
   return { fileName: name, width, height, objects };
 }
 
-/** The objects as a COCO document (compressed RLE): the parsed JSON object. */
-export async function cocoDocument() {
-  return JSON.parse(await client.annotations("coco", request(), "rle"));
+/** The objects as a COCO document: the parsed JSON object. segmentation "rle" (compressed,
+ * exact) or "polygon" (traced, simplified at `tolerance` pixels, kept in info). */
+export async function cocoDocument({ segmentation = "rle", tolerance = 1 } = {}) {
+  return JSON.parse(await client.annotations("coco", request(), segmentation, tolerance));
 }
 
 /** The objects as an 8-bit PNG (0 background, k object k): its bytes. */
@@ -49,11 +50,12 @@ export async function importCoco(text) {
 
 // The page's buttons and shortcuts: a file each way, failures shown on the page.
 
-export async function downloadCoco() {
+export async function downloadCoco(segmentation = "rle") {
   try {
-    const text = JSON.stringify(await cocoDocument());
+    const text = JSON.stringify(await cocoDocument({ segmentation }));
     const blob = new Blob([text], { type: "application/json" });
-    download(blob, `${baseName(state.image)}-coco.json`);
+    const suffix = segmentation === "rle" ? "coco" : "coco-polygons";
+    download(blob, `${baseName(state.image)}-${suffix}.json`);
   } catch (error) {
     showError(`COCO export failed: ${messageOf(error)}`);
   }
@@ -77,7 +79,8 @@ export async function importCocoFile(file) {
 }
 
 export function wireAnnotations(view) {
-  view.exportCoco.addEventListener("click", downloadCoco);
+  view.exportCoco.addEventListener("click", () => downloadCoco("rle"));
+  view.exportPolygons.addEventListener("click", () => downloadCoco("polygon"));
   view.exportLabels.addEventListener("click", downloadLabels);
   view.importCoco.addEventListener("click", () => view.importInput.click());
   view.importInput.addEventListener("change", () => {

@@ -159,6 +159,7 @@ function renderControls(view, { objects, encoded, image }, { prompts, result }) 
   view.exportCutout.disabled = !result;
   const annotated = encoded && objects.some((o) => o.result);
   view.exportCoco.disabled = !annotated;
+  view.exportPolygons.disabled = !annotated;
   view.exportLabels.disabled = !annotated;
   view.importCoco.disabled = !encoded;
   view.addObject.disabled = !image;

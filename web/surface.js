@@ -1,10 +1,11 @@
 // window.sandseg's objects (the automation surface, beside client.js's): addObject(name?) ->
 // {id}, selectObject(id), removeObject(id), objects() -> [{id, name, iou, area}],
-// exportCoco() -> the COCO document, importCoco(json) -> {objects}, exportLabelPng() ->
-// base64 PNG, weights -> {name, sha256, demo} (null until read). predict(...) acts on the
-// selected object of the page's image: its prompt and result become that object's prompts
-// and mask (a preview changes nothing). After setImage(url), which the page does not show,
-// predictions stay the caller's until the page opens an image again.
+// exportCoco(options?) -> the COCO document (compressed RLE; options {segmentation:
+// "polygon", tolerance: pixels} for polygons), importCoco(json) -> {objects},
+// exportLabelPng() -> base64 PNG, weights -> {name, sha256, demo} (null until read).
+// predict(...) acts on the selected object of the page's image: its prompt and result become
+// that object's prompts and mask (a preview changes nothing). After setImage(url), which the
+// page does not show, predictions stay the caller's until the page opens an image again.
 import { cocoDocument, importCoco, labelPng } from "./annotations.js";
 import { bestIndex } from "./canvas.js";
 import { getClient, toBase64 } from "./client.js";
@@ -64,7 +65,7 @@ export function installSurface() {
     selectObject: (id) => selectObject(id),
     removeObject: (id) => removeObject(id),
     objects: () => summaries(),
-    exportCoco: () => shown("COCO export failed", cocoDocument),
+    exportCoco: (options) => shown("COCO export failed", () => cocoDocument(options)),
     async importCoco(json) {
       const text = typeof json === "string" ? json : JSON.stringify(json);
       const what = "Could not import the COCO document (nothing was changed)";

@@ -142,7 +142,7 @@ const SHORTCUT_ACTIONS = {
   clear: clearPrompts,
   deleteObject: tryTo(() => state.activeId !== null && removeObject(state.activeId)),
   chooseMask,
-  exportCoco: downloadCoco,
+  exportCoco: () => downloadCoco("rle"),
   toggleHover: () => {
     view.hover.input.checked = !view.hover.input.checked;
     onHoverToggle();

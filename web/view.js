@@ -152,6 +152,11 @@ function buildSidebar(view) {
   view.exportMask = el("button", { type: "button", id: "export-mask" }, "Mask PNG");
   view.exportCutout = el("button", { type: "button", id: "export-cutout" }, "Cut-out PNG");
   view.exportCoco = el("button", { type: "button", id: "export-coco" }, "COCO JSON");
+  view.exportPolygons = el(
+    "button",
+    { type: "button", id: "export-polygons", title: "COCO JSON with polygons (1 px tolerance)" },
+    "COCO polygons",
+  );
   view.exportLabels = el("button", { type: "button", id: "export-labels" }, "Label PNG");
   view.importCoco = el("button", { type: "button", id: "import-coco" }, "Import COCO…");
   view.importInput = el("input", {
@@ -190,7 +195,7 @@ function buildSidebar(view) {
     panel(
       "Export",
       el("div", { class: "button-row" }, view.exportMask, view.exportCutout),
-      el("div", { class: "button-row" }, view.exportCoco, view.exportLabels),
+      el("div", { class: "button-row" }, view.exportCoco, view.exportPolygons, view.exportLabels),
       el("div", { class: "button-row" }, view.importCoco, view.importInput),
     ),
     panel("Timings", view.timings),

@@ -24,6 +24,7 @@ from playwright.sync_api import expect
 
 from sandseg.server.thread import ServerThread as Server
 from tests.amg import coco
+from tests.annotations.coco_reader import annotation_mask, iou
 from tests.browser.conftest import Page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -335,6 +336,14 @@ def test_coco_label_png_and_import(page: Any, tmp_path: Path) -> None:
             f"{name}: {int((decoded != mask).sum())} pixels differ"
         )
         assert annotation["area"] == int(mask.sum())
+
+    # Polygons (1 px tolerance, stated in the document): pycocotools fills them back within
+    # IoU 0.88 of each noise-like mask (sandseg.annotations' stated bound for these weights).
+    polygons = surface(page, "() => window.sandseg.exportCoco({segmentation: 'polygon'})")
+    assert polygons["info"]["polygon_tolerance"] == 1
+    for annotation, (_, name, mask) in zip(polygons["annotations"], made, strict=True):
+        filled = annotation_mask(annotation, HEIGHT, WIDTH)
+        assert iou(filled, mask) >= 0.88, f"{name}: IoU {iou(filled, mask):.3f}"
 
     # The button downloads the same document.
     with page.expect_download() as info:

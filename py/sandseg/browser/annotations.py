@@ -40,11 +40,12 @@ def read_request(js_request: Any) -> dict[str, Any]:
     }
 
 
-def coco_json(js_request: Any, segmentation: str = "rle") -> str:
+def coco_json(js_request: Any, segmentation: str = "rle", tolerance: float = 1.0) -> str:
     """The objects as one COCO document (JSON text): one image, one category per name;
-    segmentation "rle" (compressed, exact) or "polygon" (sandseg.annotations)."""
+    segmentation "rle" (compressed, exact) or "polygon" (outer contours and holes,
+    simplified at `tolerance` pixels: sandseg.annotations)."""
     request = read_request(js_request)
-    document = coco_document(**request, segmentation=segmentation)
+    document = coco_document(**request, segmentation=segmentation, tolerance=tolerance)
     return json.dumps(document, separators=(",", ":"))
 
 
