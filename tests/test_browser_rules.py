@@ -98,6 +98,13 @@ def test_no_jspi_no_installs_no_foreign_code(path: Path) -> None:
 def test_the_worker_loads_only_our_package_from_the_bundle() -> None:
     worker = (ROOT / "web" / "worker.js").read_text(encoding="utf-8")
     assert re.findall(r"loadPackage\(\s*([^,)]+)", worker) == ['"sandseg"']
+    # Pyodide, and (only when the wasm runtime is chosen) our module that runs onnxruntime-web,
+    # which imports the bundle's own ort/ module after checking the files against bundle.json.
     assert re.findall(r"(?<![\w.])import\(\s*([^)]+)\)", worker) == [
-        '"./" + PYODIDE_DIR + "pyodide.mjs"'
+        '"./ort_runtime.js"',
+        '"./" + PYODIDE_DIR + "pyodide.mjs"',
     ]
+    ort_runtime = (ROOT / "web" / "ort_runtime.js").read_text(encoding="utf-8")
+    assert re.findall(r"(?<![\w.])import\(\s*([^)]+)\)", ort_runtime) == ['"./" + paths[0]']
+    assert 'const ORT_DIR = "ort/";' in ort_runtime
+    assert "paths.map((p) => fetchVerified(p, bundle.files?.[p]))" in ort_runtime
