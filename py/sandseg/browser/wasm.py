@@ -23,7 +23,7 @@ from typing import Any
 
 from pyodide.ffi import to_js
 
-from ..inputs import Prompt
+from ..inputs import Prompt, image_info
 from ..model import ImageInfo
 from ..model.tiny_vit import Step
 from ..ops.image import pil_bilinear_table, resize_longest_side, resize_passes
@@ -161,7 +161,7 @@ class WasmPredictor:
         h, w = original_size
         floats = to_js(memoryview(bytes(embedding_hwc)).cast("f"))
         self._embeddings = WasmTensor(BOUNDARIES[-1], floats)
-        self._info = ImageInfo((h, w), resize_longest_side(h, w, IMG_SIZE))
+        self._info = image_info(h, w)
 
     async def get_image_embedding_async(self) -> bytes:
         if self._embeddings is None:
@@ -194,17 +194,6 @@ class WasmPredictor:
             low_res=bytes(low_res.to_bytes()),
             iou=iou,
         )
-
-    async def predict_async(
-        self,
-        point_coords: Any = None,
-        point_labels: Any = None,
-        box: Any = None,
-        mask_input: Any = None,
-        multimask_output: bool = True,
-    ) -> Prediction:
-        prompt = Prompt.of(point_coords, point_labels, box, mask_input, multimask_output)
-        return await self.predict_prompt(prompt)
 
 
 def _floats(values: list[float]) -> bytes:
