@@ -108,8 +108,10 @@ class Server:
                 self.process.wait()
 
 
-async def _measure(server: Server, requests: int, seconds: float) -> dict[str, Any]:
+async def _measure(server: Server, replicas: int, requests: int, seconds: float) -> dict[str, Any]:
     startup_s = await server.wait_ready()
+    # /readyz answers once one replica is up: wait until every replica has answered.
+    seen = await _replicas_seen(server, replicas)
     h, w = IMAGE_HW
     photo = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     body = messages.encode_image(photo.tobytes(), h, w, 3)
@@ -124,9 +126,6 @@ async def _measure(server: Server, requests: int, seconds: float) -> dict[str, A
     samples = [await timed(server.port, route) for _ in range(requests)]
     unloaded = summarize("predict", "unloaded", "sequential", samples, 1.0)
     outside = [await _outside_ms(server.port, route) for _ in range(requests)]
-    replicas = set()
-    for _ in range(6):
-        replicas.add((await http(server.port, "GET", "/healthz")).headers["x-sandseg-replica"])
     levels = []
     for c in CONCURRENCY:
         found, spent = await closed_loop(server.port, route, c, requests * 4, seconds)
@@ -136,7 +135,7 @@ async def _measure(server: Server, requests: int, seconds: float) -> dict[str, A
         "setup": server.name,
         "command": " ".join(server.command[2:]),
         "startup_s": startup_s,
-        "replicas_seen": len(replicas),
+        "replicas_seen": len(seen),
         "unloaded_p50_ms": unloaded.p50_ms,
         "unloaded_p99_ms": unloaded.p99_ms,
         "outside_app_p50_ms": percentile(outside, 50),
@@ -146,6 +145,14 @@ async def _measure(server: Server, requests: int, seconds: float) -> dict[str, A
         "saturation_p99_ms": best["p99_ms"],
         "sweep": levels,
     }
+
+
+async def _replicas_seen(server: Server, replicas: int) -> set[str]:
+    started, seen = time.monotonic(), set[str]()
+    while len(seen) < replicas and time.monotonic() - started < START_TIMEOUT_S:
+        seen.add((await http(server.port, "GET", "/healthz")).headers["x-sandseg-replica"])
+        await asyncio.sleep(0.05)
+    return seen
 
 
 async def _outside_ms(port: int, route: Route) -> float:
@@ -195,16 +202,16 @@ def run_scale_bench(
         cache = f"redis://127.0.0.1:{redis.port}/0"
         common = ["--weights", str(weights), "--bundle", str(bundle), "--runtime", "onnxruntime"]
         common += ["--cache", cache]
-        setups = [("single process", common)]
+        setups = [("single process", 1, common)]
         for n in replica_counts:
             ray_args = ["--ray", "--replicas", str(n), "--replica-threads", "1"]
-            setups.append((f"ray, {n} replica{'s' if n > 1 else ''}", [*common, *ray_args]))
+            setups.append((f"ray, {n} replica{'s' if n > 1 else ''}", n, [*common, *ray_args]))
         try:
-            for name, args in setups:
+            for name, count, args in setups:
                 progress(f"starting {name}")
                 server = Server(name, args, Path(tmp) / f"serve-{len(results)}.log")
                 try:
-                    results.append(asyncio.run(_measure(server, requests, seconds)))
+                    results.append(asyncio.run(_measure(server, count, requests, seconds)))
                 finally:
                     server.stop()
                 r = results[-1]
