@@ -43,6 +43,18 @@ DTYPE = {
 _SECONDS = {"type": ["number", "null"]}
 _RUNTIME = {"type": "string", "enum": ["wgpu", "onnxruntime"]}
 MODEL_PROPERTIES: dict[str, Any] = {
+    "replicas": {
+        "type": "object",
+        "description": (
+            "this: the id of the replica that answered (also in X-Sandseg-Replica); count: "
+            "replicas serving the app (null when autoscaled); autoscale: {min, max} or null"
+        ),
+        "properties": {
+            "this": {"type": "string"},
+            "count": {"type": ["integer", "null"]},
+            "autoscale": {"type": ["object", "null"]},
+        },
+    },
     "weights": {
         "type": "object",
         "description": (
