@@ -919,6 +919,7 @@ ALLOWED_ROUTES = {
     ("/api/v1/images/embeddings", frozenset({"POST"})),
     ("/api/v1/images/{sha}/predict", frozenset({"POST"})),
     ("/api/v1/images/{sha}/everything", frozenset({"POST"})),
+    ("/api/v1/onnx/{graph}", frozenset({"GET"})),
     ("/healthz", frozenset({"GET"})),
     ("/readyz", frozenset({"GET"})),
     ("/{path:path}", frozenset({"GET"})),
