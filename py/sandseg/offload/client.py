@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..predictor import Prediction
+from ..weights import dtype_name
 from . import messages
 from .planner import Profile
 from .wire import MEDIA_TYPE, WireError
@@ -98,7 +99,7 @@ class OffloadClient:
         """Stages [stage, end) on the server -> embeddings, float32 bytes (64, 64, 256).
         The tensors travel as upload_dtype / download_dtype ("F32" or "F16")."""
         body = messages.encode_tensor("x", x_f32, shape, upload_dtype)
-        path = f"{API}/stages/{stage}?dtype={_name(download_dtype)}"
+        path = f"{API}/stages/{stage}?dtype={dtype_name(download_dtype)}"
         reply = await self._call("POST", path, body, MEDIA_TYPE)
         return _parse(lambda: messages.decode_embeddings(reply.body))[0]
 
@@ -107,7 +108,7 @@ class OffloadClient:
     ) -> tuple[bytes, str, tuple[int, int]]:
         """Upload an image (file or safetensors pixels) -> (embeddings, sha256, (H, W))."""
         reply = await self._call(
-            "POST", f"{API}/images/embeddings?dtype={_name(dtype)}", image, content_type
+            "POST", f"{API}/images/embeddings?dtype={dtype_name(dtype)}", image, content_type
         )
         data, meta = _parse(lambda: messages.decode_embeddings(reply.body))
         return data, meta["image_sha256"], (int(meta["height"]), int(meta["width"]))
@@ -203,7 +204,3 @@ def _parse[T](parse: Callable[[], T]) -> T:
         return parse()
     except WireError as exc:
         raise OffloadError(200, f"the server's answer is malformed: {exc}") from None
-
-
-def _name(dtype: str) -> str:
-    return {"F32": "float32", "F16": "float16"}[dtype]

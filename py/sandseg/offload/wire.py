@@ -12,11 +12,19 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..weights import HostTensor, SafetensorsError, dump_safetensors, load_safetensors
+from ..weights import (
+    DTYPE_CODES,
+    FLOAT_DTYPES,
+    HostTensor,
+    SafetensorsError,
+    dtype_name,
+    dump_safetensors,
+    load_safetensors,
+)
 
 # ST-1: a request's header is small (a handful of tensors); 1 MiB is generous.
 MAX_WIRE_HEADER_BYTES = 1 << 20
-WIRE_DTYPES = {"float32": "F32", "float16": "F16"}
+WIRE_DTYPES = {name: DTYPE_CODES[name] for name in FLOAT_DTYPES}
 _ITEM = {"F32": "f", "F16": "e"}
 MEDIA_TYPE = "application/octet-stream"
 
@@ -90,10 +98,8 @@ def unpack(
 
 def _check(name: str, tensor: HostTensor, spec: Spec) -> None:
     if tensor.dtype not in spec.dtypes:
-        allowed = " or ".join(_dtype_name(d) for d in spec.dtypes)
-        raise WireError(
-            f"tensor {name!r} has dtype {_dtype_name(tensor.dtype)}; expected {allowed}"
-        )
+        allowed = " or ".join(dtype_name(d) for d in spec.dtypes)
+        raise WireError(f"tensor {name!r} has dtype {dtype_name(tensor.dtype)}; expected {allowed}")
     fits = len(tensor.shape) == len(spec.shape) and all(
         want is None or want == got for want, got in zip(spec.shape, tensor.shape, strict=True)
     )
@@ -102,11 +108,6 @@ def _check(name: str, tensor: HostTensor, spec: Spec) -> None:
         raise WireError(
             f"tensor {name!r} has shape {tuple(tensor.shape)}; expected {want}".replace(",)", ")")
         )
-
-
-def _dtype_name(dtype: str) -> str:
-    names = {v: k for k, v in WIRE_DTYPES.items()} | {"U8": "uint8", "I32": "int32"}
-    return names.get(dtype, dtype)
 
 
 def _strip(message: str) -> str:

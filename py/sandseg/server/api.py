@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from ..amg.document import coco_document, to_json
 from ..offload import messages
-from ..offload.wire import MEDIA_TYPE, WireError, wire_dtype
+from ..offload.wire import MEDIA_TYPE, WIRE_DTYPES, WireError, wire_dtype
 from ..predictor import MAX_IMAGE_PIXELS, InputError, Prediction
 from ..weights.identity import WeightsInfo
 from .engine import DECODE, PREPROCESS, Cancelled, EncodedImage, Engine, SourceImage
@@ -50,7 +50,6 @@ from .replica import ReplicaInfo, process_replica
 T = TypeVar("T")
 log = logging.getLogger("sandseg.server")
 PREFIX = "/api/v1"
-WIRE_DTYPES = ["float32", "float16"]
 MODEL_NAME = "MobileSAM (TinyViT-5M image encoder, vit_t)"
 # How long a refused request's body is read and dropped before its 503 (see discard_body):
 # a 16 MB boundary tensor over a 50 Mbit/s link.
@@ -129,7 +128,7 @@ class OffloadApi:
                 "name": stage.name,
                 "input": {
                     "name": "x",
-                    "dtypes": ["float32", "float16"],
+                    "dtypes": list(WIRE_DTYPES),
                     "shape": stage.input_shape,
                 },
                 "output": {"shape": stage.output_shape},
@@ -160,7 +159,7 @@ class OffloadApi:
                     "max_body_bytes": self.settings.max_body_bytes,
                     "max_image_pixels": MAX_IMAGE_PIXELS,
                     "image_types": [*IMAGE_TYPES, PIXELS_TYPE],
-                    "wire_dtypes": WIRE_DTYPES,
+                    "wire_dtypes": list(WIRE_DTYPES),
                 },
             }
         )

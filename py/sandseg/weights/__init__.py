@@ -17,10 +17,12 @@ from .safetensors import (
     load_safetensors,
     save_safetensors,
 )
-from .tensor import DTYPE_SIZES, HostTensor
+from .tensor import DTYPE_CODES, DTYPE_SIZES, FLOAT_DTYPES, HostTensor, dtype_name
 
 __all__ = [
+    "DTYPE_CODES",
     "DTYPE_SIZES",
+    "FLOAT_DTYPES",
     "MAX_HEADER_BYTES",
     "CheckpointError",
     "HostTensor",
@@ -30,6 +32,7 @@ __all__ = [
     "WeightsError",
     "check_layout",
     "convert_checkpoint",
+    "dtype_name",
     "dump_safetensors",
     "load_mobile_sam",
     "load_safetensors",

@@ -16,13 +16,13 @@ from .half import to_float32, to_half_storage
 from .layout import Layout, mobile_sam_layout
 from .pt_reader import read_pt
 from .safetensors import load_safetensors, save_safetensors
-from .tensor import HostTensor
+from .tensor import FLOAT_DTYPES, HostTensor
 
 MANIFEST_FORMAT_VERSION = 1
 FORMAT_TAG = "sandseg-mobilesam"
 # What `convert` can store: the checkpoint's float32, or float16 for the weight matrices and
 # kernels (half.py: half the bytes; readers upcast to float32 on load).
-DTYPES = ("float32", "float16")
+DTYPES = FLOAT_DTYPES
 _LISTED = 10
 
 

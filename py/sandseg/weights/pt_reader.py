@@ -14,7 +14,7 @@ from typing import BinaryIO
 from .errors import CheckpointError
 from .pt_pickle import AllowedGlobal, restricted_unpickle
 from .pt_tensor import PtTensor, Storage, rebuild_parameter, rebuild_tensor
-from .tensor import DTYPE_SIZES, HostTensor
+from .tensor import DTYPE_CODES, DTYPE_SIZES, HostTensor
 
 MAX_PICKLE_BYTES = 64 << 20
 MAX_TOTAL_BYTES = 4 << 30
@@ -30,18 +30,6 @@ _LEGACY_STORAGES = {
     "CharStorage": "I8",
     "ByteStorage": "U8",
     "BoolStorage": "BOOL",
-}
-_TORCH_DTYPES = {
-    "float32": "F32",
-    "float64": "F64",
-    "float16": "F16",
-    "bfloat16": "BF16",
-    "int64": "I64",
-    "int32": "I32",
-    "int16": "I16",
-    "int8": "I8",
-    "uint8": "U8",
-    "bool": "BOOL",
 }
 _STORAGE_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
 
@@ -60,7 +48,7 @@ def _storage_types() -> dict[str, AllowedGlobal]:
     types: dict[str, AllowedGlobal] = {}
     for name, dtype in _LEGACY_STORAGES.items():
         types[f"torch.{name}"] = StorageType(f"torch.{name}", dtype)
-    for name, dtype in _TORCH_DTYPES.items():
+    for name, dtype in DTYPE_CODES.items():
         types[f"torch.{name}"] = StorageType(f"torch.{name}", dtype)
     for qualname in ("torch.UntypedStorage", "torch.storage.UntypedStorage"):
         types[qualname] = StorageType(qualname, "U8")

@@ -30,6 +30,30 @@ DTYPE_SIZES: dict[str, int] = {
     "BOOL": 1,
 }
 
+# The one dtype vocabulary: what users, the HTTP API and torch call a dtype ("float16") ->
+# the safetensors code the bytes carry ("F16"). Every layer names dtypes the first way and
+# stores them the second.
+DTYPE_CODES: dict[str, str] = {
+    "float32": "F32",
+    "float64": "F64",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
+# The float dtypes weights are stored in and tensors travel as (the others are read only).
+FLOAT_DTYPES = ("float32", "float16")
+
+
+def dtype_name(code: str) -> str:
+    """The safetensors code -> its name ("F16" -> "float16"); unknown codes as they are."""
+    return next((name for name, c in DTYPE_CODES.items() if c == code), code)
+
+
 # array typecodes for the dtypes `to_floats` can decode; both are IEEE on every platform
 # Python supports, only the byte order can differ.
 _FLOAT_CODES = {"F32": "f", "F64": "d"}
