@@ -31,6 +31,8 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..inputs import InputError
 from ..model import ImageInfo
@@ -126,6 +128,9 @@ class RedisCache:
             password=password_for(target),
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
+            # No retries with backoff: a Redis that is down costs a click one refused
+            # connection, not seconds (the replica answers from what it has).
+            retry=Retry(NoBackoff(), 0),
         )
         self._problem: str | None = None
         self._lock = threading.Lock()
