@@ -46,3 +46,53 @@ def test_a_bad_cache_url_says_the_form(serve) -> None:
     assert status == 2 and "no password in the URL" in err
     status, err = serve("--cache", "memcached://127.0.0.1/0")
     assert status == 2 and "redis://HOST:PORT/DB" in err
+
+
+@pytest.mark.requirement("FT-3")
+def test_serve_ray_answers_from_both_replicas_and_drains_on_sigterm(
+    bundle, converted_weights, redis_server, tmp_path
+) -> None:
+    """The issue's "done when": `sandseg serve --ray --replicas 2 --cache redis://...` answers
+    the page and the API from both replicas; SIGTERM drains and exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx2 as httpx
+
+    from .conftest import free_port
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "sandseg.cli", "serve", "--ray", "--replicas", "2"]
+    command += ["--replica-threads", "1", "--runtime", "onnxruntime", "--port", str(port)]
+    command += ["--cache", redis_server.url, "--weights", str(converted_weights)]
+    command += ["--bundle", str(bundle)]
+    env = {k: v for k, v in os.environ.items() if k != "SANDSEG_TOKEN"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
+    try:
+        seen: set[str] = set()
+        deadline = time.monotonic() + 300
+        while len(seen) < 2 and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-2000:]
+            try:
+                for path in ("/", "/api/v1/model"):
+                    r = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+                    if r.status_code == 200:
+                        seen.add(r.headers["x-sandseg-replica"])
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        assert len(seen) == 2, f"replicas seen: {seen}"
+        model = httpx.get(f"http://127.0.0.1:{port}/api/v1/model", timeout=10).json()
+        assert model["replicas"]["count"] == 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()[-2000:]
+        assert "stopping: requests in flight finish" in log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

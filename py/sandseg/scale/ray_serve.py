@@ -168,9 +168,10 @@ def start(
     address: str | None = None,
     num_cpus: int | None = None,
     gpus_per_replica: float = 0.0,
+    after_init: Callable[[], None] | None = None,
 ) -> None:
-    """Connect to (or start) Ray, start Serve's proxy on host:port, deploy, wait for every
-    replica to be ready."""
+    """Connect to (or start) Ray (then call `after_init`), start Serve's proxy on host:port,
+    deploy (`wait_running` tells when every replica is ready)."""
     import ray
     from ray.serve.config import HTTPOptions
 
@@ -182,6 +183,8 @@ def start(
             ray.init(address=address, logging_level=logging.WARNING)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+    if after_init is not None:
+        after_init()
     serve.start(http_options=HTTPOptions(host=host, port=port))
     app = application(config, gpus_per_replica=gpus_per_replica)
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)

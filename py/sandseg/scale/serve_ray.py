@@ -88,8 +88,6 @@ def run_ray_serve(
         threads=args.replica_threads,
     )
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     shown = f"{replicas} replicas" if autoscale is None else "{}..{} replicas".format(*autoscale)
     progress(f"starting Ray Serve ({shown}, cache {args.cache}); each replica loads the model")
     ray_serve.start(
@@ -98,6 +96,7 @@ def run_ray_serve(
         port=args.port,
         address=args.ray_address,
         gpus_per_replica=args.gpus_per_replica,
+        after_init=lambda: _drain_on_signals(stop),
     )
     started = time.monotonic()
     if not ray_serve.wait_running(lambda: stop.is_set(), READY_TIMEOUT_S):
@@ -112,3 +111,10 @@ def run_ray_serve(
     progress("stopping: requests in flight finish, new ones are refused")
     ray_serve.stop()
     return 0
+
+
+def _drain_on_signals(stop: threading.Event) -> None:
+    """Right after ray.init, whose core installs a SIGTERM handler that kills the process
+    without draining: ours replaces it (FT-3 through Ray)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
