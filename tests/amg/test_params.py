@@ -28,7 +28,9 @@ BAD = [
     ({"points_per_batch": 0}, r"points_per_batch must be at least 1"),
     ({"pred_iou_thresh": 1.5}, r"pred_iou_thresh must be between 0 and 1"),
     ({"stability_score_thresh": float("nan")}, r"stability_score_thresh must be a finite"),
-    ({"stability_score_offset": -0.1}, r"stability_score_offset must be at least 0"),
+    ({"stability_score_offset": -0.1}, r"stability_score_offset must be between 0 and 1000"),
+    # Finite, but past float32: it could not reach the GPU (the API fuzzer found it: a 500).
+    ({"stability_score_offset": 1e308}, r"stability_score_offset must be between 0 and 1000"),
     ({"box_nms_thresh": "0.7"}, r"box_nms_thresh must be a finite number"),
     ({"crop_nms_thresh": -1.0}, r"crop_nms_thresh must be between 0 and 1"),
     ({"crop_overlap_ratio": 2.0}, r"crop_overlap_ratio must be between 0 and 1"),

@@ -334,7 +334,7 @@ CASES = [
         "float64",
         STAGE,
         422,
-        "tensor 'x' has dtype F64; expected float32 or float16",
+        "tensor 'x' has dtype float64; expected float32 or float16",
         st({"x": zeros("F64", 8)}),
     ),
     Case("uint8", STAGE, 422, "tensor 'x' has dtype uint8", st({"x": zeros("U8", 1)})),

@@ -20,6 +20,11 @@ MAX_CROP_LAYERS = 2
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 
 
+# Mask logits stay within tens of units; an offset beyond this only makes every mask
+# unstable (or, past float32's range, cannot reach the GPU at all).
+MAX_STABILITY_OFFSET = 1000.0
+
+
 @dataclass(frozen=True)
 class GeneratorParams:
     points_per_side: int | None = 32
@@ -44,7 +49,9 @@ class GeneratorParams:
         for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh"):
             _check_float(name, getattr(self, name), 0.0, 1.0)
         _check_float("crop_nms_thresh", self.crop_nms_thresh, 0.0, 1.0)
-        _check_float("stability_score_offset", self.stability_score_offset, 0.0, None)
+        _check_float(
+            "stability_score_offset", self.stability_score_offset, 0.0, MAX_STABILITY_OFFSET
+        )
         _check_float("crop_overlap_ratio", self.crop_overlap_ratio, 0.0, 1.0)
         if self.output_mode not in OUTPUT_MODES:
             raise InputError(

@@ -13,7 +13,12 @@ import dataclasses
 import json
 from typing import Any
 
-from ..amg.params import MAX_CROP_LAYERS, MAX_POINTS_PER_SIDE, GeneratorParams
+from ..amg.params import (
+    MAX_CROP_LAYERS,
+    MAX_POINTS_PER_SIDE,
+    MAX_STABILITY_OFFSET,
+    GeneratorParams,
+)
 from ..predictor import MAX_IMAGE_PIXELS, InputError
 
 MAX_BODY_BYTES = 16 * 1024
@@ -23,7 +28,7 @@ BOUNDS: dict[str, tuple[str, float, float | None]] = {
     "points_per_batch": ("integer", 1, MAX_POINTS_PER_SIDE**2),
     "pred_iou_thresh": ("number", 0, 1),
     "stability_score_thresh": ("number", 0, 1),
-    "stability_score_offset": ("number", 0, None),
+    "stability_score_offset": ("number", 0, MAX_STABILITY_OFFSET),
     "box_nms_thresh": ("number", 0, 1),
     "crop_n_layers": ("integer", 0, MAX_CROP_LAYERS),
     "crop_nms_thresh": ("number", 0, 1),
