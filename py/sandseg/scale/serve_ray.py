@@ -100,9 +100,11 @@ def run_ray_serve(
     )
     started = time.monotonic()
     if not ray_serve.wait_running(lambda: stop.is_set(), READY_TIMEOUT_S):
-        ray_serve.stop()
-        if stop.is_set():
+        if stop.is_set():  # a signal while the replicas were starting: drain all the same
+            progress("stopping: requests in flight finish, new ones are refused")
+            ray_serve.stop()
             return 0
+        ray_serve.stop()
         raise InputError(f"the replicas were not ready within {READY_TIMEOUT_S:g} s")
     progress(f"replicas ready after {time.monotonic() - started:.0f} s")
     host = f"[{args.host}]" if ":" in args.host else args.host
