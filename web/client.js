@@ -249,8 +249,25 @@ export class SandsegClient extends EventTarget {
     return this._request({ type: "annotations", op, args });
   }
 
+  /** Segment everything where the image lives -> {annotations, backend, runtime, ms}; progress
+   * events carry stage "everything", done and total; cancelEverything() stops it. */
+  async everything(params = {}) {
+    try {
+      await this._ready;
+      this._everything = this._nextId; // the id _request gives it
+      const result = await this._request({ type: "everything", params });
+      this._recovered();
+      return result;
+    } catch (err) {
+      throw this._reject(err);
+    }
+  }
+  cancelEverything() {
+    if (this._everything) this._worker.postMessage({ type: "cancel", target: this._everything });
+  }
+
   // A fallback happened (server gone, GPU lost, server busy): the notice's mode is the one in
-  // force now. The result keeps the notice's text, as the automation surface documents.
+  // force now; the result keeps the notice's text, as the automation surface documents.
   _noticed(result) {
     const notice = result.notice;
     withNoticeText(result);

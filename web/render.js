@@ -2,6 +2,7 @@
 // writes only what changed; the canvases are drawn by canvas.js.
 import { bestIndex, COLOURS, colourPixel, drawCanvases, latestBox, paintMask } from "./canvas.js";
 import { el, fmtMs, setData, setText } from "./dom.js";
+import { renderEverything } from "./everything.js";
 import { active, canUndoStructural } from "./objects.js";
 import { renderObjects } from "./objects_panel.js";
 import { changed } from "./state.js";
@@ -46,6 +47,7 @@ export function render(view, state) {
     }
   }
   drawCanvases(view, state);
+  renderEverything(view, state);
 }
 
 function renderLoading(loading, { ready, encoding, failed, progress }) {

@@ -36,6 +36,8 @@ export const state = {
   multimask: true,
   hoverPreview: true,
   weights: null, // /api/v1/model's weights: {name, sha256, demo}, once read
+  // Segment everything (everything.js): {running, done, total, annotations, backend, ms, hover}
+  everything: null,
 };
 
 let renderer = () => {};

@@ -2,7 +2,9 @@
 // {id}, selectObject(id), removeObject(id), objects() -> [{id, name, iou, area}],
 // exportCoco(options?) -> the COCO document (compressed RLE; options {segmentation:
 // "polygon", tolerance: pixels} for polygons), importCoco(json) -> {objects},
-// exportLabelPng() -> base64 PNG, weights -> {name, sha256, demo} (null until read).
+// exportLabelPng() -> base64 PNG, weights -> {name, sha256, demo} (null until read),
+// everything(params) -> {annotations, ms, backend}, cancelEverything(), setEverythingParams
+// (what the Everything button runs with) and everythingHover (everything.js).
 // predict(...) acts on the selected object of the page's image: its prompt and result become
 // that object's prompts and mask (a preview changes nothing). After setImage(url), which the
 // page does not show, predictions stay the caller's until the page opens an image again.
@@ -10,6 +12,7 @@ import { cocoDocument, importCoco, labelPng } from "./annotations.js";
 import { bestIndex } from "./canvas.js";
 import { getClient, toBase64 } from "./client.js";
 import { messageOf } from "./dom.js";
+import { everythingSurface, wireEverything } from "./everything.js";
 import {
   addObject,
   ensureActive,
@@ -42,6 +45,7 @@ export function installSurface() {
   const surface = window.sandseg;
   const { predict, setImage } = surface;
   let detached = null; // the page's image token when setImage(url) replaced it in the worker
+  const detachedNow = () => state.image?.token === detached;
 
   Object.assign(surface, {
     async setImage(url) {
@@ -72,7 +76,12 @@ export function installSurface() {
       await shown(what, () => importCoco(text));
       return { objects: summaries() };
     },
+    ...everythingSurface(() => Boolean(state.image && state.encoded && !detachedNow())),
     exportLabelPng: () => shown("Label PNG export failed", async () => toBase64(await labelPng())),
   });
+  wireEverything();
   Object.defineProperty(surface, "weights", { get: () => state.weights, enumerable: true });
+  // The mask under the pointer while segment everything's masks are shown (null: none).
+  const hover = () => state.everything?.hover ?? null;
+  Object.defineProperty(surface, "everythingHover", { get: hover, enumerable: true });
 }

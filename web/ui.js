@@ -14,6 +14,7 @@ import { downloadCoco, wireAnnotations } from "./annotations.js";
 import { toImage } from "./canvas.js";
 import { getClient } from "./client.js";
 import { messageOf } from "./dom.js";
+import { wireEverythingPage } from "./everything.js";
 import { exportPng } from "./export.js";
 import { closeHelp, openHelp } from "./help.js";
 import { addSampleButtons, modelSettled, onDrop, onPaste, openImage } from "./images.js";
@@ -255,6 +256,7 @@ function wire() {
   installShortcuts(document, SHORTCUT_ACTIONS);
   wireObjects(view);
   wireAnnotations(view);
+  wireEverythingPage(view);
   new ResizeObserver(() => update()).observe(view.stage);
   window.addEventListener("error", (event) => {
     if (!String(event.message).startsWith("ResizeObserver")) showError(event.message);

@@ -2,6 +2,7 @@
 // canvas.js) and the wiring listens to (ui.js). Nothing here holds state or handles events.
 import { el } from "./dom.js";
 import { buildHelp } from "./help.js";
+import { buildEverythingPanel } from "./everything.js";
 import { buildObjectsPanel } from "./objects_panel.js";
 
 export const LOAD_STAGES = [
@@ -191,6 +192,7 @@ function buildSidebar(view) {
       view.modeReason,
     ),
     panel("Objects", ...buildObjectsPanel(view)),
+    panel("Everything", ...buildEverythingPanel(view)),
     panel("Masks", view.masks),
     panel(
       "Export",

@@ -2,8 +2,8 @@
 // Pyodide and the sandseg wheel, loads the client runtime (webgpu: the weights, from the Cache
 // API, verified; wasm: onnxruntime-web and the server's graphs, ort_runtime.js, RT-2) and
 // serves requests one at a time. Protocol (see client.js): init, setImage, predict, setMode,
-// setRuntime -> progress, ready, result, error. All GPU work is Python (sandseg.browser);
-// this file only moves bytes.
+// setRuntime, annotations, everything (a cancel is handled at once) -> progress, ready, result,
+// error. All GPU work is Python (sandseg.browser); this file only moves bytes.
 
 const WEIGHTS_CACHE = "sandseg-weights";
 const PYODIDE_DIR = "pyodide/";
@@ -279,6 +279,26 @@ async function setRuntime({ runtime }) {
   return { type: "result", result: plain(await session.set_runtime(runtime)) };
 }
 
+// Segment everything where the image lives (sandseg.browser.everything): progress after each
+// batch; a "cancel" message naming this request stops it at the next batch.
+const cancelled = new Set();
+
+async function everything({ id, params }) {
+  const t0 = performance.now();
+  const step = (done, total) => {
+    const message = `segment everything: batch ${done} of ${total}`;
+    const fraction = total ? done / total : null;
+    post({ type: "progress", stage: "everything", fraction, message, done, total });
+    return cancelled.has(id);
+  };
+  try {
+    const out = plain(await session.everything(params ?? {}, step));
+    return { type: "result", result: { ...out, ms: performance.now() - t0 } };
+  } finally {
+    cancelled.delete(id);
+  }
+}
+
 // The page's objects in and out of COCO JSON and label PNGs (sandseg.browser.annotations;
 // no GPU work): "coco" -> JSON text, "labelPng" -> PNG bytes, "importCoco" -> [{name, mask}].
 const ANNOTATIONS = { coco: "coco_json", labelPng: "label_image", importCoco: "import_coco" };
@@ -296,7 +316,7 @@ function plain(value) {
 
 // Test bundles (build.py --test-hooks) append testing/worker.js, which adds requests that
 // provoke failures on purpose. The production bundle has none.
-const HANDLERS = { init, setImage, predict, setMode, setRuntime, annotations };
+const HANDLERS = { init, setImage, predict, setMode, setRuntime, annotations, everything };
 
 // Python errors carry a traceback: the page shows the last line, without the module path.
 function describe(err) {
@@ -332,5 +352,7 @@ async function handle(message) {
 // One request at a time: the session holds one image and one GPU queue.
 let queue = Promise.resolve();
 self.addEventListener("message", (event) => {
+  // A cancel must not wait behind the request it cancels.
+  if (event.data.type === "cancel") return void cancelled.add(event.data.target);
   queue = queue.then(() => handle(event.data));
 });

@@ -16,7 +16,7 @@ from ..model import probe_image
 from ..offload.client import OffloadClient, OffloadError
 from ..offload.session import ImageResult, OffloadSession
 from ..predictor import LOW_RES, MAX_IMAGE_PIXELS, InputError, Prediction, check_image_size
-from . import marshal
+from . import everything, marshal
 from .fetch import FetchTransport
 from .prompt import PagePrompt
 from .recovery import LocalModel, recovering
@@ -187,6 +187,46 @@ class Session:
         runtime = self.runtimes.current if offload.image_mode != "server" else None
         return marshal.js_object({**result, "runtime": runtime})
 
+    async def everything(self, js_params: Any, step: Any) -> Any:
+        """Segment everything on the current image where it was encoded (browser/everything.py)
+        -> {annotations (the CLI's records), backend ("client" or "server"), runtime}.
+        js_params: the generator's parameters (a JS object, or null); step(done, total): the
+        page's progress callback, returning true to cancel at the next batch."""
+        params = everything.check_parameters(_to_py(js_params))
+        offload = self._offload()
+        if self._image is None or offload.image_mode is None:
+            raise InputError("no image is set: open an image (setImage) first")
+
+        def progress(done: int, total: int) -> bool:
+            return bool(step(done, total))
+
+        if offload.image_mode == "server":
+            sha = offload._server_image  # the sha256 the server keeps the image under
+            if sha is None or self.client is None:
+                raise InputError("the server has no copy of this image: open it again")
+            if progress(0, everything.SERVER_TOTAL):
+                raise everything.Cancelled()
+            document = await self.client.everything(sha, params)
+            if progress(everything.SERVER_TOTAL, everything.SERVER_TOTAL):
+                raise everything.Cancelled()
+            annotations, backend, runtime = document["annotations"], "server", None
+        else:
+            predictor = self.local.predictor
+            if self.runtimes.current != "webgpu" or predictor is None:
+                raise InputError(
+                    "segment everything runs on WebGPU or on the server; this image was "
+                    f"encoded by the {self.runtimes.current or 'no'} client runtime: choose "
+                    "server mode (or the webgpu runtime) and open the image again"
+                )
+            data, height, width, _ = self._image
+            annotations = await everything.run_locally(
+                predictor, data, height, width, params, progress
+            )
+            backend, runtime = "client", "webgpu"
+        return marshal.js_object(
+            {"annotations": annotations, "backend": backend, "runtime": runtime}
+        )
+
     # -- internals ------------------------------------------------------------------------
 
     def _traffic(self) -> tuple[float, float, float]:
@@ -225,6 +265,11 @@ class Session:
         if offload.image_mode is None:
             raise InputError("no image is set: call setImage first")
         return await offload.predict(prompt.resolve(self._previous))
+
+
+def _to_py(value: Any) -> Any:
+    """A JS value as Python (dicts, lists, numbers); Python values as they are."""
+    return value.to_py() if hasattr(value, "to_py") else value
 
 
 def _best_low_res(prediction: Prediction) -> bytes:

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..predictor import Prediction
 from ..weights import dtype_name
@@ -121,6 +121,20 @@ class OffloadClient:
     async def predict(self, image_sha: str, prompt: bytes) -> Prediction:
         reply = await self._call("POST", f"{API}/images/{image_sha}/predict", prompt, MEDIA_TYPE)
         return _parse(lambda: messages.decode_prediction(reply.body))
+
+    async def everything(self, image_sha: str, params: dict[str, object]) -> dict[str, Any]:
+        """Segment everything on a cached image (generator parameters, each optional) -> the
+        COCO-style document `sandseg everything` writes (amg/document.py)."""
+        body = json.dumps(params, allow_nan=False).encode()
+        path = f"{API}/images/{image_sha}/everything"
+        reply = await self._call("POST", path, body, "application/json")
+        try:
+            document = json.loads(reply.body)
+            if not isinstance(document.get("annotations"), list):
+                raise ValueError("no annotations")
+        except (ValueError, AttributeError) as exc:
+            raise OffloadError(200, f"the server's answer is malformed: {exc}") from None
+        return document  # type: ignore[no-any-return]
 
     async def _call(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
