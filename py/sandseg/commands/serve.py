@@ -54,6 +54,11 @@ def register(sub: Subparsers) -> None:
         help="where the model runs: auto (default) measures every available runtime per stage "
         "at start-up and uses the fastest for each; wgpu (the WGSL kernels); onnxruntime",
     )
+    _add_scale_out(parser)
+    parser.set_defaults(handler=run)
+
+
+def _add_scale_out(parser: argparse.ArgumentParser) -> None:
     scale = parser.add_argument_group(
         "scale-out (issue 16; needs the scale extra: pip install 'sandseg[scale]')"
     )
@@ -95,7 +100,6 @@ def register(sub: Subparsers) -> None:
         default=3600,
         help="seconds an image stays in Redis (default 3600)",
     )
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -79,18 +79,6 @@ def create_app(
             raise HTTPException(404, "no such weights")
         return FileResponse(path, media_type="application/octet-stream")
 
-    async def static(request: Request) -> Response:
-        relative = request.path_params.get("path", "") or "index.html"
-        path = (bundle_dir / relative).resolve()
-        # Only regular files inside the bundle: no listings, no traversal, no dotfiles.
-        if (
-            not path.is_relative_to(bundle_dir)
-            or not path.is_file()
-            or any(part.startswith(".") for part in path.relative_to(bundle_dir).parts)
-        ):
-            raise HTTPException(404, "not found")
-        return FileResponse(path)
-
     routes: list[BaseRoute] = [
         Route("/api/config", config, methods=["GET"]),
         Route("/weights/{sha}.safetensors", weights_file, methods=["GET"]),
@@ -105,7 +93,7 @@ def create_app(
             engine, weights_sha or "", settings or ApiSettings(), readiness, replica, identity
         )
         routes += api.routes()
-    routes.append(Route("/{path:path}", static, methods=["GET", "HEAD"]))
+    routes.append(Route("/{path:path}", _static_files(bundle_dir), methods=["GET", "HEAD"]))
     handlers = {
         HTTPException: _http_error,
         ApiError: _api_error,
@@ -115,6 +103,24 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     guarded = TokenGuard(app, token, public_paths=PUBLIC_API_PATHS)
     return ReplicaHeader(SecurityHeaders(HostOriginGuard(guarded, hosts)), replica.id)
+
+
+def _static_files(bundle_dir: Path) -> Callable[[Request], Awaitable[Response]]:
+    """The handler of the bundle's files: only regular files inside it, no listings, no
+    traversal, no dotfiles."""
+
+    async def static(request: Request) -> Response:
+        relative = request.path_params.get("path", "") or "index.html"
+        path = (bundle_dir / relative).resolve()
+        if (
+            not path.is_relative_to(bundle_dir)
+            or not path.is_file()
+            or any(part.startswith(".") for part in path.relative_to(bundle_dir).parts)
+        ):
+            raise HTTPException(404, "not found")
+        return FileResponse(path)
+
+    return static
 
 
 def onnx_root() -> Path:
