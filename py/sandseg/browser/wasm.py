@@ -28,22 +28,13 @@ from ..model import ImageInfo
 from ..model.tiny_vit import Step
 from ..ops.image import pil_bilinear_table, resize_longest_side, resize_passes
 from ..predictor import LOW_RES, ImageState, InputError, Prediction
-from ..weights.layout import IMG_SIZE
+from ..weights.layout import ENCODER_STAGES, IMG_SIZE, STAGE_BOUNDARIES
 
 WASM = "wasm"
 WEBGPU = "webgpu"
-STAGES = ("patch_embed", "layers.0", "layers.1", "layers.2", "layers.3", "neck")
-# Channels-last boundary tensors: BOUNDARIES[i] enters stage i (export/stages.py's, which a
-# native test compares with these).
-BOUNDARIES: tuple[tuple[int, int, int], ...] = (
-    (1024, 1024, 3),
-    (256, 256, 64),
-    (128, 128, 128),
-    (64, 64, 160),
-    (64, 64, 320),
-    (64, 64, 320),
-    (64, 64, 256),
-)
+STAGES = ENCODER_STAGES
+# Channels-last boundary tensors: BOUNDARIES[i] enters stage i.
+BOUNDARIES = STAGE_BOUNDARIES
 
 
 class WasmTensor:

@@ -28,6 +28,7 @@ import onnx
 
 from ..weights import HostTensor, load_mobile_sam
 from ..weights.files import atomic_writer, sha256_file
+from ..weights.layout import STAGE_BOUNDARIES
 from .builder import GraphBuilder, float_value
 from .decoder import prompt_and_mask_decoder
 from .encoder import STAGES, encoder_stage
@@ -35,15 +36,7 @@ from .onnx_graph import _model, _write
 from .params import Params
 
 # Boundary tensors, channels-last: BOUNDARIES[i] enters stage i, BOUNDARIES[i + 1] leaves it.
-BOUNDARIES: tuple[tuple[int, int, int], ...] = (
-    (1024, 1024, 3),
-    (256, 256, 64),
-    (128, 128, 128),
-    (64, 64, 160),
-    (64, 64, 320),
-    (64, 64, 320),
-    (64, 64, 256),
-)
+BOUNDARIES = STAGE_BOUNDARIES
 DECODER = "decoder"
 # Bump when the graphs change: cached exports of an older version are not reused.
 EXPORT_VERSION = 1

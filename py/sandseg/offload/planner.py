@@ -15,7 +15,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-STAGES: tuple[str, ...] = ("patch_embed", "layers.0", "layers.1", "layers.2", "layers.3", "neck")
+from ..weights.layout import ENCODER_STAGES
+
+STAGES = ENCODER_STAGES
 # At or below this size a request's time is all round trip (headers, latency), no bandwidth.
 SMALL_REQUEST_BYTES = 16 * 1024
 OBJECTIVES = ("latency", "server")

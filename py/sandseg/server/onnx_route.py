@@ -18,10 +18,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from ..weights.files import sha256_file
+from ..weights.layout import ENCODER_STAGES
 from .http_errors import ApiError
 
 # The encoder stages (model/tiny_vit.py) and the decoder, as sandseg.export names them.
-GRAPHS = ("patch_embed", "layers.0", "layers.1", "layers.2", "layers.3", "neck", "decoder")
+GRAPHS = (*ENCODER_STAGES, "decoder")
 SHA256_HEADER = "X-Sandseg-Sha256"
 PATH = "/api/v1/onnx/{graph}"
 

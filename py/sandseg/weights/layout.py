@@ -34,6 +34,26 @@ IOU_HEAD_HIDDEN_DIM = 256
 IMG_SIZE = 1024  # the encoder's input: the long side resized to it, then padded square
 EMBED_GRID = 64  # the image embedding is (EMBED_GRID, EMBED_GRID, PROMPT_EMBED_DIM)
 EMBEDDINGS_SHAPE = (EMBED_GRID, EMBED_GRID, PROMPT_EMBED_DIM)
+# The encoder's stages in order: the units the offload split, the runtimes and the ONNX
+# graphs work in.
+ENCODER_STAGES: tuple[str, ...] = (
+    "patch_embed",
+    "layers.0",
+    "layers.1",
+    "layers.2",
+    "layers.3",
+    "neck",
+)
+# Channels-last boundary tensors: STAGE_BOUNDARIES[i] enters stage i, [i + 1] leaves it.
+STAGE_BOUNDARIES: tuple[tuple[int, int, int], ...] = (
+    (IMG_SIZE, IMG_SIZE, 3),
+    (256, 256, EMBED_DIMS[0]),
+    (128, 128, EMBED_DIMS[1]),
+    (64, 64, EMBED_DIMS[2]),
+    (64, 64, EMBED_DIMS[3]),
+    (64, 64, EMBED_DIMS[3]),
+    EMBEDDINGS_SHAPE,
+)
 LOW_RES = 256  # the decoder's mask logits are (LOW_RES, LOW_RES)
 
 
