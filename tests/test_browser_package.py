@@ -5,6 +5,7 @@ Only sandseg/browser/ and gpu/browser.py may import `js` or `pyodide`."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
 import re
 import sys
@@ -177,3 +178,16 @@ def test_a_prompt_is_read_once_from_the_js_object(worker_py: Any) -> None:
     ):
         with pytest.raises(InputError, match=re.escape(words)):
             Prompt.from_js(bad)
+
+
+@pytest.mark.gpu
+def test_the_pages_variant_checks_pass_on_the_native_device(worker_py, gpu_device) -> None:
+    """The test bundle's kernel-variant checks (testing.py), run natively: every variant this
+    adapter offers gives the exact products with its guard sentinels intact, so a failure in
+    Chromium points at the browser's adapter, not at the checks."""
+    session = SimpleNamespace(local=SimpleNamespace(ready_device=lambda: gpu_device))
+    checks = (worker_py.testing.check_matmul_variants, worker_py.testing.check_conv2d_variants)
+    for check in checks:
+        results = asyncio.run(check(session))
+        assert len({r["variant"] for r in results}) >= 2, results
+        assert all(r["wrong"] == 0 and r["guard"] for r in results), results

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from .. import ops
@@ -60,10 +62,8 @@ async def check_matmul_variants(session: Session) -> Any:
     every partial sum is exact in f32) and `guard` whether the sentinels after the output
     are intact (GP-3)."""
     device = session.local.ready_device()
-    pin = os.environ.get("SANDSEG_KERNELS")
-    device.guard_bytes = 1024
     results = []
-    try:
+    with _guarded(device):
         for m, k, n in MATMUL_SHAPES:
             a, b, bias = _eighths(m * k, 37), _eighths(k * n, 53), _eighths(n, 71)
             want = [
@@ -72,29 +72,50 @@ async def check_matmul_variants(session: Session) -> Any:
                 for c in range(n)
             ]
             for v in variants.candidates(device, "matmul"):
-                os.environ["SANDSEG_KERNELS"] = f"matmul={v.name}"
-                out = ops.matmul(
-                    _up(device, a, (m, k)), _up(device, b, (k, n)), bias=_up(device, bias, (n,))
-                )
-                whole = Tensor(device, out.buffer, (out.capacity // 4,), "u32", 0, out)
-                data = await device.read(whole)
-                got = struct.unpack(f"<{m * n}f", data[: 4 * m * n])
-                tail = data[4 * m * n :]
-                results.append(
-                    {
-                        "variant": v.name,
-                        "shape": f"{m}x{k} @ {k}x{n}",
-                        "wrong": sum(g != w for g, w in zip(got, want, strict=True)),
-                        "guard": tail == device.SENTINEL * (len(tail) // 4),
-                    }
-                )
+                with _pinned("matmul", v.name):
+                    out = ops.matmul(
+                        _up(device, a, (m, k)), _up(device, b, (k, n)), bias=_up(device, bias, (n,))
+                    )
+                result = await _compare(device, out, want)
+                results.append({"variant": v.name, "shape": f"{m}x{k} @ {k}x{n}", **result})
+    return marshal.js_object(results)
+
+
+@contextlib.contextmanager
+def _guarded(device: Any) -> Iterator[None]:
+    """Sentinels after every output (GP-3) while the checks run."""
+    device.guard_bytes = 1024
+    try:
+        yield
     finally:
         device.guard_bytes = 0
+
+
+@contextlib.contextmanager
+def _pinned(kernel: str, variant: str) -> Iterator[None]:
+    """SANDSEG_KERNELS pins `variant` of `kernel` for what runs inside, then is restored."""
+    pin = os.environ.get("SANDSEG_KERNELS")
+    os.environ["SANDSEG_KERNELS"] = f"{kernel}={variant}"
+    try:
+        yield
+    finally:
         if pin is None:
             os.environ.pop("SANDSEG_KERNELS", None)
         else:
             os.environ["SANDSEG_KERNELS"] = pin
-    return marshal.js_object(results)
+
+
+async def _compare(device: Any, out: Tensor, want: list[float]) -> dict[str, Any]:
+    """{wrong: elements of `out` that differ from `want`, guard: sentinels intact}."""
+    whole = Tensor(device, out.buffer, (out.capacity // 4,), "u32", 0, out)
+    data = await device.read(whole)
+    n = len(want)
+    got = struct.unpack(f"<{n}f", data[: 4 * n])
+    tail = data[4 * n :]
+    return {
+        "wrong": sum(g != w for g, w in zip(got, want, strict=True)),
+        "guard": tail == device.SENTINEL * (len(tail) // 4),
+    }
 
 
 def _eighths(count: int, mult: int) -> list[float]:
@@ -113,10 +134,8 @@ CONV2D_SHAPES = ((9, 7, 8, 20, 1), (10, 9, 4, 16, 2))
 async def check_conv2d_variants(session: Session) -> Any:
     """check_matmul_variants for conv2d's blocked path: [{variant, shape, wrong, guard}]."""
     device = session.local.ready_device()
-    pin = os.environ.get("SANDSEG_KERNELS")
-    device.guard_bytes = 1024
     results = []
-    try:
+    with _guarded(device):
         for h, w, cin, cout, stride in CONV2D_SHAPES:
             x, wt, bias = (
                 _eighths(h * w * cin, 37),
@@ -138,32 +157,16 @@ async def check_conv2d_variants(session: Session) -> Any:
                 for ox in range(wo)
                 for co in range(cout)
             ]
+            shape = f"{h}x{w}x{cin} -> {ho}x{wo}x{cout} 3x3 s{stride}"
             for v in variants.candidates(device, "conv2d"):
-                os.environ["SANDSEG_KERNELS"] = f"conv2d={v.name}"
-                out = ops.conv2d(
-                    _up(device, x, (h, w, cin)),
-                    _up(device, wt, (3, 3, cin, cout)),
-                    _up(device, bias, (cout,)),
-                    stride=stride,
-                    padding=1,
-                )
-                n = ho * wo * cout
-                whole = Tensor(device, out.buffer, (out.capacity // 4,), "u32", 0, out)
-                data = await device.read(whole)
-                got = struct.unpack(f"<{n}f", data[: 4 * n])
-                tail = data[4 * n :]
-                results.append(
-                    {
-                        "variant": v.name,
-                        "shape": f"{h}x{w}x{cin} -> {ho}x{wo}x{cout} 3x3 s{stride}",
-                        "wrong": sum(g != e for g, e in zip(got, want, strict=True)),
-                        "guard": tail == device.SENTINEL * (len(tail) // 4),
-                    }
-                )
-    finally:
-        device.guard_bytes = 0
-        if pin is None:
-            os.environ.pop("SANDSEG_KERNELS", None)
-        else:
-            os.environ["SANDSEG_KERNELS"] = pin
+                with _pinned("conv2d", v.name):
+                    out = ops.conv2d(
+                        _up(device, x, (h, w, cin)),
+                        _up(device, wt, (3, 3, cin, cout)),
+                        _up(device, bias, (cout,)),
+                        stride=stride,
+                        padding=1,
+                    )
+                result = await _compare(device, out, want)
+                results.append({"variant": v.name, "shape": shape, **result})
     return marshal.js_object(results)
