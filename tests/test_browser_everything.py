@@ -52,7 +52,11 @@ def test_config_a_reuses_the_embeddings_and_gives_the_official_masks(
     case = load_case("A")
     h, w = picture1.shape[:2]
     events: list[tuple[int, int]] = []
-    step = lambda done, total: events.append((done, total)) and False  # noqa: E731
+
+    def step(done: int, total: int) -> bool:
+        events.append((done, total))
+        return False
+
     params = check_parameters(case["config"])
     annotations = asyncio.run(run_locally(predictor, rgba, h, w, params, step))
     assert events == [(1, 1)], events
@@ -65,7 +69,11 @@ def test_a_cancel_stops_at_the_next_batch_and_keeps_the_image(encoded, rgba, pic
     predictor, state = encoded
     h, w = picture1.shape[:2]
     events: list[tuple[int, int]] = []
-    step = lambda done, total: events.append((done, total)) or True  # noqa: E731
+
+    def step(done: int, total: int) -> bool:
+        events.append((done, total))
+        return True  # cancel
+
     params = {**load_case("A")["config"], "points_per_batch": 16}
     with pytest.raises(Cancelled, match="segment everything was cancelled"):
         asyncio.run(run_locally(predictor, rgba, h, w, check_parameters(params), step))
