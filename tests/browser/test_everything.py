@@ -190,5 +190,7 @@ def test_everything_on_the_page(app_page: Page, reference: dict[str, np.ndarray]
         app_page.evaluate("() => window.sandseg.setImage('/samples/picture1.jpg')")
         check_center_point(app_page, reference, "after segment everything")
         assert app_page.status() == "ready"
+        errors = [line for line in app_page.console if line.startswith("pageerror")]
+        assert not errors, errors
     finally:
         app_page.evaluate("() => window.sandseg.setMode('client')")
