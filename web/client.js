@@ -259,7 +259,7 @@ export class SandsegClient extends EventTarget {
       this._recovered();
       return result;
     } catch (err) {
-      throw this._reject(err);
+      throw /was cancelled/.test(err.message) ? err : this._reject(err);
     }
   }
   cancelEverything() {

@@ -280,8 +280,10 @@ async function setRuntime({ runtime }) {
 }
 
 // Segment everything where the image lives (sandseg.browser.everything): progress after each
-// batch; a "cancel" message naming this request stops it at the next batch.
+// batch; a "cancel" message naming this request stops it at the next batch (on the server: its
+// request is aborted).
 const cancelled = new Set();
+const aborts = new Map(); // request id -> the AbortController of its server request
 
 async function everything({ id, params }) {
   const t0 = performance.now();
@@ -291,11 +293,14 @@ async function everything({ id, params }) {
     post({ type: "progress", stage: "everything", fraction, message, done, total });
     return cancelled.has(id);
   };
+  const abort = new AbortController();
+  aborts.set(id, abort);
   try {
-    const out = plain(await session.everything(params ?? {}, step));
+    const out = plain(await session.everything(params ?? {}, step, abort.signal));
     return { type: "result", result: { ...out, ms: performance.now() - t0 } };
   } finally {
     cancelled.delete(id);
+    aborts.delete(id);
   }
 }
 
@@ -353,6 +358,9 @@ async function handle(message) {
 let queue = Promise.resolve();
 self.addEventListener("message", (event) => {
   // A cancel must not wait behind the request it cancels.
-  if (event.data.type === "cancel") return void cancelled.add(event.data.target);
+  if (event.data.type === "cancel") {
+    cancelled.add(event.data.target);
+    return void aborts.get(event.data.target)?.abort();
+  }
   queue = queue.then(() => handle(event.data));
 });

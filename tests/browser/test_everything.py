@@ -41,6 +41,9 @@ START = """(params) => {
   window.__everything = window.sandseg.everything(params);
 }"""
 FINISH = "async () => ({...await window.__everything, events: window.__events})"
+CANCELLED = """async () => {
+  try { await window.__everything; return null; } catch (error) { return error.message; }
+}"""
 FAILS = """async (params) => {
   try { await window.sandseg.everything(params); return null; }
   catch (error) { return error.message; }
@@ -190,6 +193,15 @@ def test_everything_on_the_page(app_page: Page, reference: dict[str, np.ndarray]
         app_page.evaluate("() => window.sandseg.setImage('/samples/picture1.jpg')")
         check_center_point(app_page, reference, "after segment everything")
         assert app_page.status() == "ready"
+
+        # Cancel: the server's request is aborted and the run rejects as cancelled, no error.
+        page.evaluate(START, case["config"])
+        page.get_by_role("button", name="Cancel").click()
+        message = page.evaluate(CANCELLED)
+        assert message and "segment everything was cancelled" in message, message
+        expect(page.locator("#everything-progress")).to_be_hidden()
+        assert app_page.status() == "ready"
+        expect(page.locator(".error-text")).not_to_contain_text("cancelled")
         errors = [line for line in app_page.console if line.startswith("pageerror")]
         assert not errors, errors
     finally:

@@ -18,6 +18,7 @@ from ..offload.client import Reply, ServerUnreachable
 class FetchTransport:
     def __init__(self, token: str | None = None) -> None:
         self.token = token
+        self.signal: Any = None  # an AbortSignal for the requests made meanwhile (or None)
 
     async def request(
         self, method: str, path: str, body: bytes | None, content_type: str | None
@@ -30,6 +31,8 @@ class FetchTransport:
         init: dict[str, Any] = {"method": method, "headers": headers, "cache": "no-store"}
         if body is not None:
             init["body"] = to_js(memoryview(body))
+        if self.signal is not None:
+            init["signal"] = self.signal
         start = js.performance.now()
         try:
             response = await js.fetch(path, to_js(init, dict_converter=js.Object.fromEntries))

@@ -187,11 +187,12 @@ class Session:
         runtime = self.runtimes.current if offload.image_mode != "server" else None
         return marshal.js_object({**result, "runtime": runtime})
 
-    async def everything(self, js_params: Any, step: Any) -> Any:
+    async def everything(self, js_params: Any, step: Any, signal: Any = None) -> Any:
         """Segment everything on the current image where it was encoded (browser/everything.py)
         -> {annotations (the CLI's records), backend ("client" or "server"), runtime}.
         js_params: the generator's parameters (a JS object, or null); step(done, total): the
-        page's progress callback, returning true to cancel at the next batch."""
+        page's progress callback, returning true to cancel at the next batch; signal: an
+        AbortSignal that aborts the server's request."""
         params = everything.check_parameters(_to_py(js_params))
         offload = self._offload()
         if self._image is None or offload.image_mode is None:
@@ -206,7 +207,7 @@ class Session:
                 raise InputError("the server has no copy of this image: open it again")
             if progress(0, everything.SERVER_TOTAL):
                 raise everything.Cancelled()
-            document = await self.client.everything(sha, params)
+            document = await self._everything_remotely(sha, params, signal)
             if progress(everything.SERVER_TOTAL, everything.SERVER_TOTAL):
                 raise everything.Cancelled()
             annotations, backend, runtime = document["annotations"], "server", None
@@ -228,6 +229,22 @@ class Session:
         )
 
     # -- internals ------------------------------------------------------------------------
+
+    async def _everything_remotely(
+        self, sha: str, params: dict[str, Any], signal: Any
+    ) -> dict[str, Any]:
+        transport = self.client.transport
+        if isinstance(transport, FetchTransport):
+            transport.signal = signal
+        try:
+            return await self.client.everything(sha, params)
+        except OffloadError:
+            if signal is not None and bool(signal.aborted):
+                raise everything.Cancelled() from None
+            raise
+        finally:
+            if isinstance(transport, FetchTransport):
+                transport.signal = None
 
     def _traffic(self) -> tuple[float, float, float]:
         return self.client.bytes_up, self.client.bytes_down, self.client.server_seconds
