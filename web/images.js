@@ -96,6 +96,31 @@ export async function openImage(blob, name, { keepError = false } = {}) {
   }
 }
 
+// window.sandseg.setImage(source) encodes in the worker without the page's pickers; the page
+// then shows that image with its objects, as if opened here (no second encode). `source`: a
+// URL or a Blob (a bitmap stays the caller's: the page has no file to key its objects by).
+export async function adoptImage(source, info) {
+  const token = ++imageToken;
+  const blob = typeof source === "string" ? await (await fetch(source)).blob() : source;
+  const bitmap = await createImageBitmap(blob);
+  const key = await keyOf(blob);
+  if (token !== imageToken) {
+    bitmap.close();
+    return;
+  }
+  state.image?.bitmap.close();
+  resetQueue();
+  const name = typeof source === "string" ? source.split("/").pop() : (blob.name ?? "image");
+  update({
+    error: null,
+    image: { bitmap, blob, width: bitmap.width, height: bitmap.height, name, token, key },
+    stageImage: "ready",
+    ...{ encoding: false, encoded: true, imageInfo: info, decoderMs: null },
+    ...{ encoderMs: info.encoderMs ?? null, backend: info.backend ?? state.backend },
+    ...{ modes: client.modes, ...objectsOf(key), preview: null },
+  });
+}
+
 async function openSample(name) {
   try {
     const response = await fetch(`samples/${name}`);

@@ -5,14 +5,17 @@
 // exportLabelPng() -> base64 PNG, weights -> {name, sha256, demo} (null until read),
 // everything(params) -> {annotations, ms, backend}, cancelEverything(), setEverythingParams
 // (what the Everything button runs with) and everythingHover (everything.js).
-// predict(...) acts on the selected object of the page's image: its prompt and result become
-// that object's prompts and mask (a preview changes nothing). After setImage(url), which the
-// page does not show, predictions stay the caller's until the page opens an image again.
+// setImage(url) opens the image on the page too (images.js adoptImage: its objects, no second
+// encode); predict(...) acts on the selected object of the page's image: its prompt and
+// result become that object's prompts and mask (a preview changes nothing). After
+// setImage(bitmap), which the page cannot key objects by, predictions stay the caller's until
+// the page opens an image again.
 import { cocoDocument, importCoco, labelPng } from "./annotations.js";
 import { bestIndex } from "./canvas.js";
 import { getClient, toBase64 } from "./client.js";
 import { messageOf } from "./dom.js";
 import { everythingSurface, wireEverything } from "./everything.js";
+import { adoptImage } from "./images.js";
 import {
   addObject,
   ensureActive,
@@ -48,9 +51,14 @@ export function installSurface() {
   const detachedNow = () => state.image?.token === detached;
 
   Object.assign(surface, {
-    async setImage(url) {
+    async setImage(source) {
       detached = state.image?.token ?? null;
-      return setImage(url);
+      const result = await setImage(source);
+      if (typeof source === "string" || source instanceof Blob) {
+        await shown("Could not show the image", () => adoptImage(source, result));
+        detached = null;
+      }
+      return result;
     },
     async predict(options = {}) {
       const token = state.image?.token;

@@ -39,6 +39,10 @@ START = """(params) => {
     if (detail.stage === 'everything') window.__events.push([detail.done, detail.total]);
   });
   window.__everything = window.sandseg.everything(params);
+  // Handled here, awaited later (FINISH, CANCELLED): a cancel that rejects before the test
+  // awaits it must not reach the page's unhandledrejection banner, which is for the page's
+  // own promises.
+  window.__everything.catch(() => {});
 }"""
 FINISH = "async () => ({...await window.__everything, events: window.__events})"
 CANCELLED = """async () => {

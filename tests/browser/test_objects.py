@@ -471,3 +471,29 @@ def test_each_image_keeps_its_objects(page: Any) -> None:
     expect(page.locator("#stage")).to_have_attribute("data-image", "ready", timeout=ENCODE_MS)
     assert objects(page) == before
     assert surface(page, "() => window.sandseg.exportCoco()") == document
+
+
+def test_set_image_through_the_surface_opens_it_with_its_objects(page: Any) -> None:
+    """An outside tool's flow: setImage(url), addObject, predict, exportCoco. The page shows
+    the image (no second encode), the prediction becomes the new object's mask, and the COCO
+    export holds it."""
+    info = surface(page, "(url) => window.sandseg.setImage(url)", "/samples/picture1.jpg")
+    expect(page.locator("#image-info")).to_contain_text("picture1.jpg")
+    expect(page.locator("#stage")).to_have_attribute("data-image", "ready")
+    height, width = int(info["height"]), int(info["width"])
+    created = surface(page, "(name) => window.sandseg.addObject(name)", "tool object")
+    prediction = surface(
+        page,
+        "(p) => window.sandseg.predict({points: [p], labels: [1], multimask: false})",
+        [width / 2, height / 2],
+    )
+    [mask] = masks_of(prediction)
+    assert mask.any(), "the centre point's mask is empty"
+    listed = {o["id"]: o for o in objects(page)}
+    assert listed[created["id"]]["area"] == int(mask.sum())
+    document = surface(page, "() => window.sandseg.exportCoco()")
+    [image] = document["images"]
+    assert (image["file_name"], image["width"], image["height"]) == ("picture1.jpg", width, height)
+    names = {c["id"]: c["name"] for c in document["categories"]}
+    [annotation] = [a for a in document["annotations"] if names[a["category_id"]] == "tool object"]
+    assert np.array_equal(coco.decode(annotation["segmentation"]), mask)
