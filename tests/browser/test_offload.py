@@ -59,11 +59,15 @@ def test_every_mode_gives_the_official_masks(app_page, reference) -> None:
 
 
 @pytest.mark.requirement("GP-1", "GP-4")
-def test_a_browser_without_webgpu_uses_the_server(browser_type, server, reference) -> None:
+def test_a_browser_without_webgpu_pinned_to_webgpu_uses_the_server(
+    browser_type, server, reference
+) -> None:
+    """With no client runtime that can run (WebGPU missing, and the page told to use WebGPU
+    only), the server does the work. (Left to auto, such a browser runs on wasm: test_wasm.)"""
     args = [a for a in CHROMIUM_ARGS if "webgpu" not in a] + ["--disable-webgpu"]
     browser = browser_type.launch(executable_path=_chromium_or_fail(), args=args)
     try:
-        page = Page(browser, server.url + "/")
+        page = Page(browser, server.url + "/?runtime=webgpu")
         page.wait_for_status("ready", BOOT_TIMEOUT_MS)
         modes = page.evaluate("() => window.sandseg.modes")
         assert modes["mode"] == "server" and not modes["clientAvailable"], modes
