@@ -329,11 +329,12 @@ def test_a_client_gone_mid_compute_frees_the_gpu(
         answered = time.monotonic()
     assert response.status_code == 200, response.text
     timing = server_timing(response)
-    # The probe, sent at once, waited for the abandoned work...
-    assert timing["queue"] > 50, "nothing held the GPU: the long job was not in flight"
-    # ...which stopped at the end of the block in progress, not after all four stages...
+    # The long job was in flight at the hang-up and stopped because of it, at the end of the
+    # block in progress, not after all four stages. (How long the probe queued behind it is
+    # how much of that block was left: 25 ms on a quiet machine, so it proves nothing.)
     [(outcome, ended)] = jobs
     assert outcome in ("stopped after layers.1", "stopped after layers.2"), outcome
+    assert ended >= closed, "the long job ended before the hang-up: nothing was in flight"
     # ...and the slot went to the probe as soon as it had (FT-2: within 1 s). The probe's
     # admission: its answer less its own compute (a little late, so this errs on the safe side).
     admitted = answered - timing["compute"] / 1000
