@@ -44,7 +44,7 @@ import numpy as np
 from ..inputs import Prompt
 from ..offload import messages
 from ..predictor import InputError
-from .loadgen import Phase, Route, closed_loop, http, open_loop, summarize, timed
+from .loadgen import Phase, Route, closed_loop, http, open_loop, summarize, timed, write_report
 
 CONCURRENCY = (1, 2, 4, 8)
 QUEUE = 4  # passed to `sandseg serve --queue`: 1 request on the GPU + 4 waiting
@@ -163,13 +163,7 @@ def run_load_bench(
     doc["plan"] = asdict(plan)
     doc["checks"] = checks(doc)
     text, markdown = report(doc, plan)
-    print(text)
-    if json_path:
-        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        progress(f"wrote {json_path}")
-    if markdown_path:
-        Path(markdown_path).write_text(markdown, encoding="utf-8")
-        progress(f"wrote {markdown_path}")
+    write_report(doc, text, markdown, json_path, markdown_path, progress)
     return 0
 
 

@@ -9,11 +9,14 @@ falls behind cannot hide queueing (no coordinated omission), and how late it was
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from ..offload.wire import MEDIA_TYPE
 
@@ -195,3 +198,21 @@ def summarize(route: str, phase: str, load: str, samples: list[Sample], seconds:
         lag_p99_ms=percentile([s.lag_ms for s in samples], 99) if samples else 0.0,
         statuses={str(k): v for k, v in sorted(Counter(s.status for s in samples).items())},
     )
+
+
+def write_report(
+    doc: dict[str, Any],
+    text: str,
+    markdown: str,
+    json_path: str | None,
+    markdown_path: str | None,
+    progress: Callable[[str], None],
+) -> None:
+    """Print a load benchmark's table; write its JSON and Markdown where asked."""
+    print(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        progress(f"wrote {json_path}")
+    if markdown_path:
+        Path(markdown_path).write_text(markdown, encoding="utf-8")
+        progress(f"wrote {markdown_path}")

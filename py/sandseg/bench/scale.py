@@ -36,7 +36,7 @@ import numpy as np
 
 from ..offload import messages
 from ..predictor import InputError
-from .loadgen import Route, closed_loop, http, percentile, summarize, timed
+from .loadgen import Route, closed_loop, http, percentile, summarize, timed, write_report
 
 CONCURRENCY = (1, 2, 4, 8)
 START_TIMEOUT_S = 600.0
@@ -229,13 +229,7 @@ def run_scale_bench(
         "checks": _checks(results, replica_counts),
     }
     text, markdown = _report(doc)
-    print(text)
-    if json_path:
-        Path(json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        progress(f"wrote {json_path}")
-    if markdown_path:
-        Path(markdown_path).write_text(markdown, encoding="utf-8")
-        progress(f"wrote {markdown_path}")
+    write_report(doc, text, markdown, json_path, markdown_path, progress)
     return 0
 
 
