@@ -8,16 +8,13 @@ import numpy as np
 import pytest
 
 from sandseg.ops.conv import conv2d
-from sandseg.ops.variants import SUBGROUP_FEATURES
 from tests.gpu_helpers import assert_close, assert_split, split_and_whole, to_gpu
 from tests.kernels import test_conv2d as blocked_path
 from tests.reference import conv as ref
 
 
 @pytest.fixture(autouse=True)
-def subgroup_kernel(device, monkeypatch):
-    if not SUBGROUP_FEATURES & device.features:
-        pytest.skip(f"SKIPPED LOUDLY: adapter {device.adapter_name} has no subgroups")
+def subgroup_kernel(subgroups, monkeypatch):
     monkeypatch.setenv("SANDSEG_KERNELS", "conv2d=subgroup")
 
 

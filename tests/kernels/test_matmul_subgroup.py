@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sandseg.ops.variants import SUBGROUP_FEATURES
 from tests.kernels import matmul_variant_checks as checks
 
 VARIANTS = ["subgroup", "subgroup8"]
-
-
-@pytest.fixture
-def subgroups(device):
-    if not SUBGROUP_FEATURES & device.features:
-        pytest.skip(f"SKIPPED LOUDLY: adapter {device.adapter_name} has no subgroups")
 
 
 @pytest.mark.parametrize("name", VARIANTS)
