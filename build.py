@@ -27,7 +27,6 @@ so only the first build needs the registry.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
@@ -41,7 +40,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "py"))
-from sandseg.bench.npm import ORT_WEB_VERSION, NpmFetchError, fetch_ort_web  # noqa: E402
+from sandseg.bench.npm import (  # noqa: E402
+    ORT_WEB_VERSION,
+    NpmFetchError,
+    fetch_ort_web,
+    npm_pack,
+)
 
 PYODIDE_VERSION = "314.0.7"
 # `npm view pyodide@314.0.7 dist.integrity`: the registry's sha512 of the tarball.
@@ -82,36 +86,10 @@ def sha256_file(path: Path) -> str:
 
 def fetch_pyodide(cache: Path) -> Path:
     """The npm tarball of pyodide@PYODIDE_VERSION, downloaded once and checked every time."""
-    tarball = cache / f"pyodide-{PYODIDE_VERSION}.tgz"
-    if not tarball.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise BuildError(
-                "npm is not installed; it fetches Pyodide from the npm registry. "
-                "On Debian: apt-get install npm (Node.js >= 18), then run build.py again"
-            )
-        cache.mkdir(parents=True, exist_ok=True)
-        log(f"downloading pyodide@{PYODIDE_VERSION} with npm pack into {cache}")
-        result = subprocess.run(
-            [npm, "pack", f"pyodide@{PYODIDE_VERSION}", "--pack-destination", str(cache)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not tarball.exists():
-            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            raise BuildError(
-                f"npm pack pyodide@{PYODIDE_VERSION} failed (exit {result.returncode}); is the "
-                "npm registry reachable? npm said:\n  " + "\n  ".join(tail)
-            )
-    digest = hashlib.sha512(tarball.read_bytes()).digest()
-    integrity = "sha512-" + base64.b64encode(digest).decode()
-    if integrity != PYODIDE_INTEGRITY:
-        tarball.unlink()
-        raise BuildError(
-            f"{tarball.name} has integrity {integrity}, expected {PYODIDE_INTEGRITY}; "
-            "the download is corrupt or not the pinned release, so it was deleted: run again"
-        )
+    try:
+        tarball = npm_pack("pyodide", PYODIDE_VERSION, PYODIDE_INTEGRITY, cache, log)
+    except NpmFetchError as exc:
+        raise BuildError(str(exc)) from None
     log(f"pyodide@{PYODIDE_VERSION} tarball integrity ok ({tarball.stat().st_size} bytes)")
     return tarball
 

@@ -41,20 +41,26 @@ def verify_integrity(tarball: Path, expected: str) -> None:
         )
 
 
-def fetch_ort_web(cache: Path, progress: Callable[[str], None] = print) -> Path:
-    """The npm tarball of onnxruntime-web@ORT_WEB_VERSION, downloaded once, checked each time."""
-    folder = cache / "onnxruntime-web"
-    tarball = folder / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+def npm_pack(
+    package: str,
+    version: str,
+    integrity: str,
+    folder: Path,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """The npm tarball of package@version in `folder`: `npm pack` once, its integrity checked
+    against the pinned `integrity` on every use."""
+    tarball = folder / f"{package}-{version}.tgz"
+    spec = f"{package}@{version}"
     if not tarball.exists():
         npm = shutil.which("npm")
         if npm is None:
             raise NpmFetchError(
-                "npm is not installed; it fetches onnxruntime-web from the npm registry. "
-                "On Debian: apt-get install npm"
+                f"npm is not installed; it fetches {package} from the npm registry. "
+                "On Debian: apt-get install npm (Node.js >= 18), then run again"
             )
         folder.mkdir(parents=True, exist_ok=True)
-        progress(f"downloading onnxruntime-web@{ORT_WEB_VERSION} with npm pack into {folder}")
-        spec = f"onnxruntime-web@{ORT_WEB_VERSION}"
+        progress(f"downloading {spec} with npm pack into {folder}")
         result = subprocess.run(
             [npm, "pack", spec, "--pack-destination", str(folder)],
             capture_output=True,
@@ -67,5 +73,11 @@ def fetch_ort_web(cache: Path, progress: Callable[[str], None] = print) -> Path:
                 f"npm pack {spec} failed (exit {result.returncode}); is the npm registry "
                 "reachable? npm said:\n  " + "\n  ".join(tail)
             )
-    verify_integrity(tarball, ORT_WEB_INTEGRITY)
+    verify_integrity(tarball, integrity)
     return tarball
+
+
+def fetch_ort_web(cache: Path, progress: Callable[[str], None] = print) -> Path:
+    """The npm tarball of onnxruntime-web@ORT_WEB_VERSION, downloaded once, checked each time."""
+    folder = cache / "onnxruntime-web"
+    return npm_pack("onnxruntime-web", ORT_WEB_VERSION, ORT_WEB_INTEGRITY, folder, progress)
