@@ -52,6 +52,11 @@ class Session:
     def max_image_pixels(self) -> int:
         return MAX_IMAGE_PIXELS
 
+    def gpu_wait_ms(self) -> float:
+        """How long the GPU has kept the work in progress waiting (PY-3's watchdog)."""
+        device = self.local.device
+        return device.gpu_wait_s() * 1000 if device else 0.0
+
     async def open_device(self) -> str | None:
         """Create the WebGPU device; None when it works, else why not (GP-1, GP-4)."""
         return await self.local.open_device()
@@ -106,6 +111,16 @@ class Session:
     def runtime_problem(self, runtime: str, problem: str) -> None:
         """Why `runtime` ("webgpu", "wasm") cannot run in this browser."""
         self.runtimes.problem(runtime, problem)
+
+    async def measure_runtime(self, runtime: str) -> bool:
+        """auto's probe: time one encoder stage on `runtime` once it is loaded (runtimes.py)
+        -> whether auto wants the wasm runtime loaded and timed too."""
+        await self.runtimes.measure(runtime)
+        return self.runtimes.wants_wasm()
+
+    def runtime_probe(self) -> Any:
+        """What auto measured: runtimes.ClientRuntimes.probe."""
+        return marshal.js_object(self.runtimes.probe())
 
     def select_runtime(self, requested: str) -> Any:
         """At boot, before `connect`: the client runtime to use ("auto", "webgpu", "wasm")."""
