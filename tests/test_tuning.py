@@ -5,6 +5,7 @@ a broken or foreign table file is ignored with a warning."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -87,6 +88,22 @@ def test_a_pinned_variant_is_used_unmeasured(device, rng, home, monkeypatch):
     monkeypatch.setenv("SANDSEG_KERNELS", "matmul=fastest")
     with pytest.raises(ValueError, match="pins matmul=fastest, but this adapter offers"):
         product(device, rng)
+
+
+def test_pinning_pins_for_its_block_then_restores_what_was_set(monkeypatch):
+    monkeypatch.setenv("SANDSEG_KERNELS", "attention=x")
+    with tuning.pinning("blocked", ("matmul", "conv2d")):
+        assert (tuning.pinned("matmul"), tuning.pinned("conv2d")) == ("blocked", "blocked")
+        assert tuning.pinned("attention") is None
+    assert os.environ["SANDSEG_KERNELS"] == "attention=x"
+    with tuning.pinning(None, ("matmul",)):
+        assert "SANDSEG_KERNELS" not in os.environ
+    assert os.environ["SANDSEG_KERNELS"] == "attention=x"
+    monkeypatch.delenv("SANDSEG_KERNELS")
+    with pytest.raises(RuntimeError), tuning.pinning("tiled64", ("matmul",)):
+        assert tuning.pinned("matmul") == "tiled64"
+        raise RuntimeError("the block failed")
+    assert "SANDSEG_KERNELS" not in os.environ
 
 
 def test_a_candidate_that_keeps_losing_is_no_longer_timed(device, home):

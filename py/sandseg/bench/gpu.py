@@ -11,18 +11,16 @@ of `repeat` runs, wall time from submission to done.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
-import os
 import statistics
 import time
-from collections.abc import Iterator
 
 import numpy as np
 
 from ..gpu import get_device
 from ..gpu.native import NativeDevice
+from ..gpu.tuning import pinning
 from ..model.tuning import timed_tune_model
 from ..ops import variants
 from .kernels import Case, attention_cases, conv_cases, matmul_cases, median_seconds
@@ -64,23 +62,6 @@ def fp32_peak_gflops(adapter_name: str) -> float | None:
     return None
 
 
-@contextlib.contextmanager
-def pinned(variant: str | None, kernels: tuple[str, ...] = ("matmul", "conv2d")) -> Iterator[None]:
-    """SANDSEG_KERNELS pinning `kernels` to `variant` (None: the tuned choices)."""
-    before = os.environ.get("SANDSEG_KERNELS")
-    if variant is not None:
-        os.environ["SANDSEG_KERNELS"] = ",".join(f"{k}={variant}" for k in kernels)
-    else:
-        os.environ.pop("SANDSEG_KERNELS", None)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("SANDSEG_KERNELS", None)
-        else:
-            os.environ["SANDSEG_KERNELS"] = before
-
-
 def run_gpu_bench(
     json_path: str | None = None,
     repeat: int = 5,
@@ -119,7 +100,7 @@ def run_gpu_bench(
         elif case.kernel == "conv2d":
             runs.append("blocked")
         for variant in runs:
-            with pinned(variant, (case.kernel,)):
+            with pinning(variant, (case.kernel,)):
                 gpu_s = median_seconds(case.run_gpu, repeat, device.wait_idle)
             row = _row(case, variant, gpu_s, np_s, peak)
             rows.append(row)
@@ -172,7 +153,7 @@ def _encoder(weights: str, image: str, repeat: int, peak: float | None) -> dict:
     times: dict[str, list[float]] = {"tuned": [], "blocked": []}
     for i in range(repeat + 1):
         for variant in (None, "blocked"):
-            with pinned(variant):
+            with pinning(variant, ("matmul", "conv2d")):
                 started = time.perf_counter()
                 predictor.set_image(pixels)
                 device.wait_idle()

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import struct
 from collections.abc import Iterator
 from typing import Any
 
 from .. import ops
 from ..gpu import GPUError, Tensor
+from ..gpu.tuning import pinning
 from ..ops import variants
 from . import marshal
 from .session import Session
@@ -72,7 +72,7 @@ async def check_matmul_variants(session: Session) -> Any:
                 for c in range(n)
             ]
             for v in variants.candidates(device, "matmul"):
-                with _pinned("matmul", v.name):
+                with pinning(v.name, ("matmul",)):
                     out = ops.matmul(
                         _up(device, a, (m, k)), _up(device, b, (k, n)), bias=_up(device, bias, (n,))
                     )
@@ -89,20 +89,6 @@ def _guarded(device: Any) -> Iterator[None]:
         yield
     finally:
         device.guard_bytes = 0
-
-
-@contextlib.contextmanager
-def _pinned(kernel: str, variant: str) -> Iterator[None]:
-    """SANDSEG_KERNELS pins `variant` of `kernel` for what runs inside, then is restored."""
-    pin = os.environ.get("SANDSEG_KERNELS")
-    os.environ["SANDSEG_KERNELS"] = f"{kernel}={variant}"
-    try:
-        yield
-    finally:
-        if pin is None:
-            os.environ.pop("SANDSEG_KERNELS", None)
-        else:
-            os.environ["SANDSEG_KERNELS"] = pin
 
 
 async def _compare(device: Any, out: Tensor, want: list[float]) -> dict[str, Any]:
@@ -159,7 +145,7 @@ async def check_conv2d_variants(session: Session) -> Any:
             ]
             shape = f"{h}x{w}x{cin} -> {ho}x{wo}x{cout} 3x3 s{stride}"
             for v in variants.candidates(device, "conv2d"):
-                with _pinned("conv2d", v.name):
+                with pinning(v.name, ("conv2d",)):
                     out = ops.conv2d(
                         _up(device, x, (h, w, cin)),
                         _up(device, wt, (3, 3, cin, cout)),

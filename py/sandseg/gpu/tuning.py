@@ -18,13 +18,14 @@ lives in Pyodide's in-memory file system: it lasts the session.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -147,6 +148,24 @@ def pinned(kernel: str) -> str | None:
         if sep and name.strip() == kernel:
             return variant.strip()
     return None
+
+
+@contextlib.contextmanager
+def pinning(variant: str | None, kernels: Sequence[str]) -> Iterator[None]:
+    """SANDSEG_KERNELS pins each of `kernels` to `variant` (None: no pin, the tuned choices)
+    for what runs inside, then is restored (benchmarks and checks that compare variants)."""
+    before = os.environ.get("SANDSEG_KERNELS")
+    if variant is not None:
+        os.environ["SANDSEG_KERNELS"] = ",".join(f"{k}={variant}" for k in kernels)
+    else:
+        os.environ.pop("SANDSEG_KERNELS", None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SANDSEG_KERNELS", None)
+        else:
+            os.environ["SANDSEG_KERNELS"] = before
 
 
 # Seconds a named candidate takes; it may give up early past `bound` seconds (a candidate
