@@ -108,6 +108,35 @@ def test_attention_every_head_size_2d_inputs(device, rng, dh):
     assert_close(from_gpu(got), expected, atol=ATOL)
 
 
+@pytest.mark.parametrize(
+    ("batch", "nq", "nk", "dim", "heads", "shared"),
+    [
+        (3, 7, 4096, 128, 8, "kv"),  # layer 0 token-to-image: the image keys shared by prompts
+        (3, 4096, 7, 128, 8, "q"),  # layer 0 image-to-token: the image queries shared
+        (2, 13, 5, 24, 2, "k"),  # awkward: one operand shared, rows past one workgroup
+        (5, 1, 1, 4, 1, "qv"),
+    ],
+)
+def test_attention_2d_operands_are_shared_by_the_batch(
+    device, rng, batch, nq, nk, dim, heads, shared
+):
+    q = _normal(rng, batch, nq, dim)
+    k, v = _normal(rng, batch, nk, dim), _normal(rng, batch, nk, dim)
+    # A shared operand: the same rows for every batch, passed once as 2-D.
+    q, k, v = (
+        np.broadcast_to(t[:1], t.shape).copy() if name in shared else t
+        for name, t in zip("qkv", (q, k, v), strict=True)
+    )
+    args = [
+        to_gpu(device, t[0] if name in shared else t)
+        for name, t in zip("qkv", (q, k, v), strict=True)
+    ]
+    got = attention(*args, heads=heads, head_dim=dim // heads)
+    assert got.shape == (batch, nq, dim)
+    expected = ref.attention(*(ref.split_heads(t, heads) for t in (q, k, v)))
+    assert_close(from_gpu(got), expected, atol=ATOL)
+
+
 def test_attention_offsets_and_strides_pick_interleaved_heads(device, rng):
     # Two heads of 8 at columns 4..12 and 20..28 of 32-wide rows; everything else is noise.
     q, k, v = _normal(rng, 2, 5, 32), _normal(rng, 2, 9, 32), _normal(rng, 2, 9, 32)
@@ -141,7 +170,8 @@ def test_attention_softmax_is_stable_for_large_scores(device, rng):
     [
         (((1, 7, 256), (1, 9, 256), (1, 8, 256)), {}, "key counts differ"),
         (((2, 7, 256), (1, 9, 256), (1, 9, 256)), {}, "batch and key counts differ"),
-        (((7, 256), (1, 9, 256), (1, 9, 256)), {}, "all 2-D or all 3-D"),
+        (((256,), (1, 9, 256), (1, 9, 256)), {}, "must be 2-D \\(N, C\\) or 3-D"),
+        (((3, 7, 256), (1, 9, 256), (1, 9, 256)), {}, "batch and key counts differ"),
         (((1, 7, 128), (1, 9, 128), (1, 9, 128)), {"head_dim": 64}, "head_dim must be"),
         (((1, 7, 128), (1, 9, 128), (1, 9, 128)), {"head_dim": 6}, "head_dim must be"),
         (((1, 7, 128), (1, 9, 128), (1, 9, 128)), {"heads": 9}, "no room for 9 heads"),

@@ -28,17 +28,20 @@ def attention(
 ) -> Tensor:
     """softmax(scale * Q_h K_h^T + bias[h]) V_h for every batch b and head h.
 
-    q: (B, Nq, Cq), k: (B, Nk, Ck), v: (B, Nk, Cv), f32 row-major; or all three 2-D (N, C)
-    for a batch of one. Head h of q is the columns [offsets[0] + h * head_strides[0], + head_dim)
-    of each row, likewise k (offsets[1], head_strides[1], head_dim) and v (offsets[2],
+    q: (B, Nq, Cq), k: (B, Nk, Ck), v: (B, Nk, Cv), f32 row-major; or all three 2-D (N, C) for a
+    batch of one. A 2-D operand beside 3-D ones is shared by the whole batch (read in place, not
+    copied B times: the image-side keys, values or queries that a batch of prompts shares in the
+    mask decoder). Head h of q is the columns [offsets[0] + h * head_strides[0], + head_dim) of
+    each row, likewise k (offsets[1], head_strides[1], head_dim) and v (offsets[2],
     head_strides[2], v_dim). The defaults (offsets 0, strides head_dim, head_dim, v_dim) are
     heads split along the channels, torch's x.reshape(B, N, heads, C // heads). q, k and v may
     be the same tensor. head_dim and v_dim (default head_dim): multiples of 4, at most 32;
     channels, offsets and strides: multiples of 4. bias: (heads, Nq, Nk), added to the scaled
     scores and shared by the batch. scale: default head_dim ** -0.5.
 
-    Returns (B, Nq, heads * v_dim) (or (Nq, heads * v_dim) for 2-D inputs), head h in columns
-    [h * v_dim, (h + 1) * v_dim): torch's out.transpose(1, 2).reshape(B, Nq, heads * v_dim).
+    Returns (B, Nq, heads * v_dim) (or (Nq, heads * v_dim) when all inputs are 2-D), head h in
+    columns [h * v_dim, (h + 1) * v_dim): torch's out.transpose(1, 2).reshape(B, Nq, heads *
+    v_dim).
     """
     op = "attention"
     v_dim = head_dim if v_dim is None else v_dim
@@ -46,14 +49,16 @@ def attention(
     dims = (head_dim, head_dim, v_dim)
     q3, k3, v3 = (t.reshape(1, *t.shape) if t.ndim == 2 else t for t in (q, k, v))
     _check_attention(q, k, v, (q3, k3, v3), heads, dims, offsets, strides, bias)
-    batch, nq, nk = q3.shape[0], q3.shape[1], k3.shape[1]
+    batch, nq, nk = max(t.shape[0] for t in (q3, k3, v3)), q3.shape[1], k3.shape[1]
     out = q.device.empty((batch, nq, heads * v_dim))
     rows = ROWS if batch * heads * ceil_div(nq, ROWS) >= MIN_INVOCATIONS else 1
     scale = head_dim**-0.5 if scale is None else scale
     layout = []
     for t, off, stride in zip((q3, k3, v3), offsets, strides, strict=True):
         cols = t.shape[2]
-        layout += [t.shape[1] * cols // 4, cols // 4, off // 4, stride // 4]
+        # A shared (2-D) operand has batch stride 0: every batch reads the same rows.
+        batch_stride = t.shape[1] * cols // 4 if t.ndim == 3 and t.shape[0] == batch else 0
+        layout += [batch_stride, cols // 4, off // 4, stride // 4]
     constants = {"WG": WG, "ROWS": rows, "KD": head_dim, "DV": v_dim, "HAS_BIAS": bias is not None}
     # Work (see Device.dispatch): its FLOPs, which run at about the matmul's rate. Many
     # windows go as several dispatches, each over a range of the batch (GP-5).
@@ -62,7 +67,8 @@ def attention(
         params = pack("IIIf" + "I" * 13, nq, nk, heads, scale, *layout, first)
         grid = (ceil_div(nq, WG * rows), heads, size)
         q.device.dispatch(op, [q, k, v, bias], [out], params, grid, constants, flops * size / batch)
-    return out if q.ndim == 3 else out.reshape(nq, heads * v_dim)
+    all_2d = q.ndim == k.ndim == v.ndim == 2
+    return out.reshape(nq, heads * v_dim) if all_2d else out
 
 
 def _check_attention(
@@ -81,14 +87,15 @@ def _check_attention(
     op = "attention"
     check_f32(op, q=q, k=k, v=v, bias=bias)
     check(
-        q.ndim == k.ndim == v.ndim and q.ndim in (2, 3),
+        all(t.ndim in (2, 3) for t in (q, k, v)),
         op,
-        f"q, k, v must be all 2-D or all 3-D, got q {q.shape}, k {k.shape}, v {v.shape}",
+        f"q, k, v must be 2-D (N, C) or 3-D (B, N, C), got q {q.shape}, k {k.shape}, v {v.shape}",
     )
     q3, k3, v3 = qkv3
-    batch, nq, nk = q3.shape[0], q3.shape[1], k3.shape[1]
+    batch, nq, nk = max(t.shape[0] for t in qkv3), q3.shape[1], k3.shape[1]
     check(
-        k3.shape[:2] == v3.shape[:2] == (batch, nk) and k3.shape[0] == batch,
+        k3.shape[1] == v3.shape[1] == nk
+        and all(t.shape[0] == batch or t.ndim == 2 for t in (q, k, v)),
         op,
         f"batch and key counts differ: q {q.shape}, k {k.shape}, v {v.shape}",
     )
