@@ -13,6 +13,8 @@
 // | 5  | relu        | max(a[i], 0)                |                                   |
 // | 6  | scale       | a[i] * value                |                                   |
 // | 7  | fill        | value                       | no inputs                         |
+// | 8  | add_tiled   | a[i] + b[i % n_b]           | b's shape trailing a's: b repeats |
+//    |             |                             |   over a's leading dimensions     |
 //
 // Bindings: 0 a (read), 1 b (read), 2 c (read), 3 out (read_write), 4 params (uniform).
 // Unused operands are bound to a dummy buffer and never read.
@@ -33,7 +35,8 @@ override HAS_SHIFT: bool = true;
 
 struct Params {
     n: u32,  // invocations that do work: units, or rows for the broadcast ops
-    c: u32,  // units per row (C / 4 with VEC4, else C) for the broadcast ops, else 1
+    c: u32,  // units per row (C / 4 with VEC4, else C) for the broadcast ops, units of b
+             // for add_tiled, else 1
     value: f32,
     _pad: u32,
 }
@@ -52,7 +55,7 @@ fn gelu4(v: vec4<f32>) -> vec4<f32> {
 // splats scalars into vec4s and keeps lane x; the compiler drops the dead lanes.
 fn apply(av: vec4<f32>, bv: vec4<f32>, sv: vec4<f32>, tv: vec4<f32>) -> vec4<f32> {
     switch OP {
-        case 0u: { return av + bv; }
+        case 0u, 8u: { return av + bv; }
         case 1u: { return av * bv; }
         case 2u: { return av + sv; }
         case 3u: { return fma(av, sv, tv); }
@@ -101,6 +104,9 @@ fn run_unit(i: u32) {
     }
     if (OP <= 1u) {
         bv = load_b(i);
+    }
+    if (OP == 8u) {
+        bv = load_b(i % p.c);
     }
     store(i, apply(av, bv, vec4<f32>(0.0), vec4<f32>(0.0)));
 }

@@ -50,6 +50,38 @@ def test_scale_shift_broadcasts_over_channels(device, rng, shape):
     assert_close(from_gpu(got), ref.elementwise("scale_shift", x, s, t), atol=1e-7, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("shape", "tile"),
+    [
+        ((3, 4096, 256), (4096, 256)),  # a batch of prompts' keys + the shared positional code
+        ((2, 3, 5), (3, 5)),  # 15 elements per tile: the scalar path
+        ((4, 6), (6,)),  # tile of 6 (not a multiple of 4) over a multiple-of-4 count
+        ((1, 8), (1, 8)),  # one tile: plain add
+        ((3, 2, 4), (4,)),
+    ],
+)
+def test_add_tiled_repeats_b_over_leading_dimensions(device, rng, shape, tile):
+    a, b = _normal(rng, shape), _normal(rng, tile)
+    got = ew.add_tiled(to_gpu(device, a), to_gpu(device, b))
+    assert got.shape == shape
+    assert_close(from_gpu(got), ref.elementwise("add_tiled", a, b), atol=0.0, rtol=1e-7)
+
+
+def test_add_tiled_equals_add_bit_for_bit(device, rng):
+    # The batched decoder relies on this: each batch gets exactly what `add` gives alone.
+    a, b = _normal(rng, (2, 64, 8)), _normal(rng, (64, 8))
+    tiled = from_gpu(ew.add_tiled(to_gpu(device, a), to_gpu(device, b)))
+    for i in range(2):
+        alone = from_gpu(ew.add(to_gpu(device, a[i]), to_gpu(device, b)))
+        assert np.array_equal(tiled[i], alone)
+
+
+@pytest.mark.parametrize(("a", "b"), [((3, 4, 8), (5, 8)), ((8,), (2, 8)), ((4, 2), (0,))])
+def test_add_tiled_rejects_shapes_that_do_not_tile(device, a, b):
+    with pytest.raises(OpError, match=r"add_tiled: b's shape must be the trailing"):
+        ew.add_tiled(device.empty(a), device.empty(b))
+
+
 @pytest.mark.parametrize("shape", [(3, 3, 64, 128), (2, 5)])
 def test_scale_shift_without_shift_folds_a_scale(device, rng, shape):
     # BatchNorm folding: a conv weight (kh, kw, Cin, Cout) scaled per output channel.

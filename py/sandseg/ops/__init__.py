@@ -10,7 +10,7 @@ planar (C, H, W).
 from ._common import OpError
 from .attention import attention, qkv_packed
 from .conv import conv2d, conv2d_depthwise, conv_transpose2x2
-from .elementwise import add, add_bias, fill, gelu, mul, relu, scale, scale_shift
+from .elementwise import add, add_bias, add_tiled, fill, gelu, mul, relu, scale, scale_shift
 from .encoding import positional_encoding
 from .image import preprocess, resize_antialias, resize_bilinear, resize_longest_side
 from .layout import permute, window_partition, window_reverse
@@ -22,6 +22,7 @@ __all__ = [
     "OpError",
     "add",
     "add_bias",
+    "add_tiled",
     "attention",
     "conv2d",
     "conv2d_depthwise",

@@ -1,7 +1,8 @@
 """Element-wise ops on f32 tensors, all dispatching shaders/elementwise.wgsl with OP set.
 
 Binary ops take operands of the same shape; `add_bias` and `scale_shift` broadcast (C,)
-vectors over the last dimension of x (..., C), e.g. over the channels of an (H, W, C) map.
+vectors over the last dimension of x (..., C), e.g. over the channels of an (H, W, C) map;
+`add_tiled` repeats a whole tensor over the leading dimensions of a larger one.
 Every op returns a new contiguous tensor.
 """
 
@@ -14,13 +15,27 @@ from ._common import check, check_f32, grid_1d, pack
 
 WG = 64
 # OP codes of shaders/elementwise.wgsl.
-ADD, MUL, ADD_BIAS, SCALE_SHIFT, GELU, RELU, SCALE, FILL = range(8)
+ADD, MUL, ADD_BIAS, SCALE_SHIFT, GELU, RELU, SCALE, FILL, ADD_TILED = range(9)
 
 
 def add(a: Tensor, b: Tensor) -> Tensor:
     """a + b for two tensors of the same shape."""
     _check_same("add", a, b)
     return _dispatch(ADD, a.device, a.shape, a, b)
+
+
+def add_tiled(a: Tensor, b: Tensor) -> Tensor:
+    """a + b with b's shape the trailing dimensions of a's, b repeated over a's leading
+    ones: a batch of image-sized maps (B, 4096, 256) plus one shared (4096, 256) map, with
+    no copy of b per batch."""
+    op = "add_tiled"
+    check_f32(op, a=a, b=b)
+    check(
+        b.numel >= 1 and a.shape[a.ndim - b.ndim :] == b.shape and a.ndim >= b.ndim,
+        op,
+        f"b's shape must be the trailing dimensions of a's, got a {a.shape}, b {b.shape}",
+    )
+    return _dispatch(ADD_TILED, a.device, a.shape, a, b, channels=b.numel)
 
 
 def mul(a: Tensor, b: Tensor) -> Tensor:
@@ -96,11 +111,13 @@ def _dispatch(
     out = device.empty(shape)
     count = math.prod(shape)
     broadcast = code in (ADD_BIAS, SCALE_SHIFT)
-    vec4 = count % 4 == 0 and (not broadcast or channels % 4 == 0)
+    repeats_b = broadcast or code == ADD_TILED
+    vec4 = count % 4 == 0 and (not repeats_b or channels % 4 == 0)
     width = 4 if vec4 else 1
-    row = channels // width if broadcast else 1
+    # Units per row of C channels (broadcast ops) or of b (add_tiled).
+    row = channels // width if repeats_b else 1
     # Broadcast ops run one invocation per row of C channels, the others one per unit.
-    invocations = count // width // row if row else 0
+    invocations = (count // width // row if row else 0) if broadcast else count // width
     params = pack("IIfI", invocations, row, value, 0)
     constants: dict[str, float] = {"OP": code, "VEC4": vec4, "HAS_SHIFT": c is not None, "WG": WG}
     device.dispatch("elementwise", [a, b, c], [out], params, grid_1d(invocations, WG), constants)
