@@ -16,7 +16,9 @@
 // column block t % col_blocks and pixel block t / col_blocks. Rows past M re-read the last
 // row and are not stored.
 // Otherwise (the simple path) invocation t computes output elements 4t .. 4t+3 (flat).
-// Grid: grid_1d(invocations, WG), indexed as gid.x + gid.y * (num_workgroups.x * WG).
+// Grid: grid_1d(invocations, WG), indexed as gid.x + gid.y * (num_workgroups.x * WG) + t0,
+// t0 the first invocation of this dispatch (a large one, e.g. a batch of prompts' upscaling
+// stacked along H, goes as several dispatches over ranges of invocations).
 
 //! include activation.wgsl
 
@@ -28,7 +30,7 @@ override BLOCKED: bool = true;
 struct Params {
     h: u32, w: u32, cin: u32, cout: u32,
     // m = H * W; col_blocks = ceil(Cout / 4) blocks of 16 columns; count = output elements.
-    m: u32, col_blocks: u32, count: u32, _pad: u32,
+    m: u32, col_blocks: u32, count: u32, t0: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -161,7 +163,7 @@ fn element(t: u32) -> f32 {
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = gid.x + gid.y * (nwg.x * WG);
+    let t = gid.x + gid.y * (nwg.x * WG) + p.t0;
     if (BLOCKED) {
         blocked(t);
     } else {

@@ -7,7 +7,7 @@ import pytest
 
 from sandseg.ops import OpError
 from sandseg.ops.conv import conv_transpose2x2
-from tests.gpu_helpers import assert_close, from_gpu, to_gpu
+from tests.gpu_helpers import assert_close, assert_split, from_gpu, split_and_whole, to_gpu
 from tests.reference import conv as ref
 
 
@@ -115,3 +115,28 @@ def test_conv_transpose2x2_rejects_bad_bias_act_and_dtype(device):
         conv_transpose2x2(x, w, act="sigmoid")
     with pytest.raises(OpError, match="x must be f32"):
         conv_transpose2x2(device.empty((4, 4, 4), "u32"), w)
+
+
+# -- GP-5: a large dispatch split into slices gives the unsplit result, bit for bit --------
+
+
+@pytest.mark.parametrize(
+    ("hwc", "cout", "pieces"),
+    [
+        ((3 * 64, 64, 256), 64, 5),  # a batch of 3 prompts' output_upscaling.0, stacked on H
+        ((3, 5, 6), 5, None),  # the simple path, every workgroup its own dispatch
+        ((33, 9, 16), 8, None),  # the blocked path, M = 297 not a multiple of 8: 2 workgroups
+    ],
+)
+def test_conv_transpose2x2_split_by_workgroups(device, rng, monkeypatch, hwc, cout, pieces):
+    x = rng.standard_normal(hwc).astype(np.float32)
+    wt = rng.standard_normal((hwc[2], 2, 2, cout)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    gx, gw, gb = to_gpu(device, x), to_gpu(device, wt), to_gpu(device, b)
+
+    def op():
+        return conv_transpose2x2(gx, gw, gb)
+
+    expected, got, dispatches = split_and_whole(device, monkeypatch, op, pieces)
+    assert_split(expected, got, dispatches, 2, pieces or 10**6)
+    assert_close(got, ref.conv_transpose2x2(x, wt, b), atol=1e-5 * np.sqrt(hwc[2]) + 1e-5)

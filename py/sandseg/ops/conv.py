@@ -259,9 +259,10 @@ def conv_transpose2x2(
 ) -> Tensor:
     """act(conv_transpose(x, weight) + bias): ConvTranspose2d, kernel 2, stride 2, padding 0.
 
-    x: (H, W, Cin); weight: (Cin, 2, 2, Cout) (PyTorch's (Cin, Cout, 2, 2) permuted); bias:
-    (Cout,). out[2y + i, 2x + j, co] = act(bias[co] + sum_ci x[y, x, ci] * weight[ci, i, j,
-    co]). Returns (2H, 2W, Cout).
+    x: (H, W, Cin); weight: (Cin, 2, 2, Cout) (PyTorch's (Cin, Cout, 2, 2) permuted); bias: (Cout,).
+    out[2y + i, 2x + j, co] = act(bias[co] + sum_ci x[y, x, ci] * weight[ci, i, j, co]). Returns
+    (2H, 2W, Cout). Input rows map to output rows independently, so a batch (B, H, W, Cin) runs
+    as one (B * H, W, Cin) map.
     """
     op = "conv_transpose2x2"
     check_f32(op, x=x, weight=weight, bias=bias)
@@ -285,14 +286,20 @@ def conv_transpose2x2(
     col_blocks = ceil_div(cout, 4)
     count = 4 * m * cout
     invocations = ceil_div(m, 8) * col_blocks if blocked else ceil_div(count, 4)
-    params = pack("8I", h, w, cin, cout, m, col_blocks, count, 0)
     out = x.device.empty(out_shape)
-    x.device.dispatch(
-        op,
-        [x, weight, bias],
-        [out],
-        params,
-        grid_1d(invocations, WG),
-        constants | {"BLOCKED": blocked},
-    )
+    # Work (see Device.dispatch): its FLOPs. A large one (a batch of prompts stacked along H)
+    # goes as several dispatches, each over a range of workgroups (GP-5).
+    flops = 2.0 * m * cin * 4 * cout
+    groups = ceil_div(invocations, WG)
+    for first, size in slices(x.device, flops, groups):
+        params = pack("8I", h, w, cin, cout, m, col_blocks, count, first * WG)
+        x.device.dispatch(
+            op,
+            [x, weight, bias],
+            [out],
+            params,
+            grid_1d(size * WG, WG),
+            constants | {"BLOCKED": blocked},
+            flops * size / max(groups, 1),
+        )
     return out
