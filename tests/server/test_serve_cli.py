@@ -22,7 +22,7 @@ import httpx2
 import numpy as np
 import pytest
 
-from sandseg.cli import main
+from sandseg.cli import build_parser, main
 from sandseg.inputs import Prompt
 from sandseg.offload import messages
 from sandseg.weights import manifest_path
@@ -51,6 +51,26 @@ def serve(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     """`sandseg serve ARGS` in-process: the exit code and what it printed on stderr."""
     code = main(["serve", *args])
     return code, capsys.readouterr().err
+
+
+# -- the runtime flags ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "dest"),
+    [
+        (["serve", "--runtime"], "runtime"),
+        (["bench", "offload", "--weights", "w.safetensors", "--server-runtime"], "server_runtime"),
+    ],
+)
+def test_the_runtime_flags_take_auto_and_each_runtime_by_name(capsys, prefix, dest) -> None:
+    """`serve --runtime` and `bench offload --server-runtime` (which names serve's) take the
+    same words; argparse refuses any other before anything runs."""
+    for name in ("auto", "wgpu", "onnxruntime"):
+        assert getattr(build_parser().parse_args([*prefix, name]), dest) == name
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args([*prefix, "cuda"])
+    assert refused.value.code == 2 and "invalid choice: 'cuda'" in capsys.readouterr().err
 
 
 # -- SV-5: no exposed server without a token -------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..runtime import RUNTIMES
 from . import Progress, Subparsers
 
 
@@ -124,7 +125,7 @@ def _offload(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--server-runtime",
-        choices=["auto", "wgpu", "onnxruntime"],
+        choices=["auto", *RUNTIMES],
         default="auto",
         help="the server's runtime, as sandseg serve --runtime (default auto: every runtime "
         "is profiled and reported side by side)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..runtime import RUNTIMES
 from . import Progress, Subparsers
 
 
@@ -49,7 +50,7 @@ def register(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=["auto", "wgpu", "onnxruntime"],
+        choices=["auto", *RUNTIMES],
         default="auto",
         help="where the model runs: auto (default) measures every available runtime per stage "
         "at start-up and uses the fastest for each; wgpu (the WGSL kernels); onnxruntime",
