@@ -15,6 +15,11 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
+// A push button (type "button": it never submits a form) with its id and label.
+export function button(id, text, props = {}) {
+  return el("button", { type: "button", id, ...props }, text);
+}
+
 // Writes only what changed: a render that changes nothing touches nothing (no mutation
 // records for observers, no repeated announcements from aria-live regions).
 export function setText(node, text) {

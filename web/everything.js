@@ -10,7 +10,7 @@
 // area, bbox, predicted_iou, point_coords, stability_score, crop_box), in the generator's order.
 import { COLOURS, colourPixel, paintMask, toImage } from "./canvas.js";
 import { getClient } from "./client.js";
-import { el, setText } from "./dom.js";
+import { button, el, setText } from "./dom.js";
 import { baseName, download } from "./export.js";
 import { ensureActive, patchObject } from "./objects.js";
 import { changed, showError, state, update } from "./state.js";
@@ -80,7 +80,6 @@ export function setEverythingParams(next) {
 }
 
 export function buildEverythingPanel(view) {
-  const button = (id, text) => el("button", { type: "button", id }, text);
   view.everything = button("everything-button", "Everything");
   view.everythingCancel = button("everything-cancel", "Cancel");
   view.everythingToggle = button("everything-toggle", "Hide masks");

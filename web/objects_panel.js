@@ -1,7 +1,7 @@
 // The Objects panel: one row per object of the open image (select, colour, name, what its
 // mask covers, hide, delete) and a New object button. Rows are kept per object id and
 // updated in place, so a name being typed is never overwritten by a render.
-import { el, setText } from "./dom.js";
+import { button, el, setText } from "./dom.js";
 import {
   addObject,
   areaOf,
@@ -16,7 +16,7 @@ import { changed, showError } from "./state.js";
 const rows = new Map(); // object id -> its row's nodes
 
 export function buildObjectsPanel(view) {
-  view.addObject = el("button", { type: "button", id: "add-object" }, "New object");
+  view.addObject = button("add-object", "New object");
   view.objects = el("ul", { class: "object-list", id: "object-list", "aria-label": "Objects" });
   return [view.objects, el("div", { class: "button-row" }, view.addObject)];
 }

@@ -1,6 +1,6 @@
 // The page's DOM, built once: buildView() returns the nodes the renderers fill in (render.js,
 // canvas.js) and the wiring listens to (ui.js). Nothing here holds state or handles events.
-import { el } from "./dom.js";
+import { button, el } from "./dom.js";
 import { buildHelp } from "./help.js";
 import { buildEverythingPanel } from "./everything.js";
 import { buildObjectsPanel } from "./objects_panel.js";
@@ -75,7 +75,7 @@ function buildToolbar(view) {
     class: "file-input",
     "aria-label": "Image file to open",
   });
-  view.open = el("button", { type: "button", id: "open-button" }, "Open image…");
+  view.open = button("open-button", "Open image…");
   view.samples = el("div", { class: "samples", id: "samples" });
   view.imageInfo = el("span", { class: "image-info", id: "image-info" });
   return el("div", { class: "toolbar" }, view.open, view.fileInput, view.samples, view.imageInfo);
@@ -141,8 +141,8 @@ function buildSidebar(view) {
   view.refine = toggle("refine-toggle", "Refine with previous mask", false);
   view.multimask = toggle("multimask-toggle", "Multimask (3 masks)", true);
   view.hover = toggle("hover-toggle", "Hover preview", true);
-  view.undo = el("button", { type: "button", id: "undo-button" }, "Undo");
-  view.clear = el("button", { type: "button", id: "clear-button" }, "Clear");
+  view.undo = button("undo-button", "Undo");
+  view.clear = button("clear-button", "Clear");
   view.promptInfo = el("p", { class: "prompt-info", id: "prompt-info" }, "No prompts yet.");
   view.masks = el("div", {
     class: "mask-choices",
@@ -150,16 +150,14 @@ function buildSidebar(view) {
     role: "group",
     "aria-label": "Masks of the selected object",
   });
-  view.exportMask = el("button", { type: "button", id: "export-mask" }, "Mask PNG");
-  view.exportCutout = el("button", { type: "button", id: "export-cutout" }, "Cut-out PNG");
-  view.exportCoco = el("button", { type: "button", id: "export-coco" }, "COCO JSON");
-  view.exportPolygons = el(
-    "button",
-    { type: "button", id: "export-polygons", title: "COCO JSON with polygons (1 px tolerance)" },
-    "COCO polygons",
-  );
-  view.exportLabels = el("button", { type: "button", id: "export-labels" }, "Label PNG");
-  view.importCoco = el("button", { type: "button", id: "import-coco" }, "Import COCO…");
+  view.exportMask = button("export-mask", "Mask PNG");
+  view.exportCutout = button("export-cutout", "Cut-out PNG");
+  view.exportCoco = button("export-coco", "COCO JSON");
+  view.exportPolygons = button("export-polygons", "COCO polygons", {
+    title: "COCO JSON with polygons (1 px tolerance)",
+  });
+  view.exportLabels = button("export-labels", "Label PNG");
+  view.importCoco = button("import-coco", "Import COCO…");
   view.importInput = el("input", {
     type: "file",
     id: "import-coco-input",
