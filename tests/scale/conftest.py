@@ -1,5 +1,6 @@
 """Fixtures of the scale-out tests: a redis-server of their own on loopback, the converted
-weights' sha256, and the single-process reference they are held to (issue 16).
+weights' sha256, the single-process reference they are held to, and one Ray for the session's
+in-process deployments (issue 16).
 
 A missing redis-server or Ray fails the tests, saying how to install them: never a skip."""
 
@@ -9,13 +10,24 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sandseg.server.api import ApiSettings
 from sandseg.weights.convert import verify_weights
 
+from .helpers import JPEG, OCTETS, clicks
+
 READY_S = 15.0
+START_S = 300.0  # every replica of a deployment ready within this
+METRIC_PUSH_ENV = (
+    "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S",
+    "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S",
+)
 
 
 def free_port() -> int:
@@ -139,3 +151,96 @@ def single_process(bundle, converted_weights, tmp_path_factory):
 
     yield make
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def reference(single_process, photo):
+    """The photo's sha and 20 clicks with the single process's answers."""
+    single = single_process(ApiSettings())
+    info = single.post("/api/v1/images", content=photo, headers=JPEG).json()
+    bodies = clicks(20, info["width"], info["height"])
+    answers = []
+    for body in bodies:
+        response = single.post(
+            f"/api/v1/images/{info['image_sha256']}/predict", content=body, headers=OCTETS
+        )
+        assert response.status_code == 200, response.text
+        answers.append(response.content)
+    return info["image_sha256"], list(zip(bodies, answers, strict=True))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """sandseg.scale.ray_serve, over one Ray on loopback (2 CPUs, no dashboard) that the first
+    deployment starts and every later one in this process reuses (a Ray start costs seconds);
+    shut down at the end of the session, or before a test that starts its own (no_ray_here).
+
+    Ray's proxy reports the requests in flight every second instead of every 10 s, so that an
+    autoscaled deployment reacts within seconds (a Ray process reads it when it starts)."""
+    monkeypatch = pytest.MonkeyPatch()
+    for name in METRIC_PUSH_ENV:
+        monkeypatch.setenv(name, "1")
+    try:
+        import ray
+
+        from sandseg.scale import ray_serve
+    except ImportError as exc:
+        pytest.fail(
+            f"Ray Serve is not installed ({exc}): run `bash scripts/setup.sh` or "
+            "pip install -e '.[scale]'",
+            pytrace=False,
+        )
+    yield ray_serve
+    ray.shutdown()
+    monkeypatch.undo()
+
+
+@pytest.fixture
+def no_ray_here() -> None:
+    """The test starts a Ray of its own (a `sandseg serve --ray` process): the session's goes
+    first, so that two never share the cores (a later deployment starts it again)."""
+    import ray
+
+    ray.shutdown()
+
+
+def replica_config(ray_serve: Any, bundle, weights, weights_sha: str, port: int, **fields):
+    """A ReplicaConfig served on 127.0.0.1:`port` with onnxruntime on one thread, starting fast
+    (one profiling run); `fields` replace any of its settings."""
+    base = {
+        "bundle": str(bundle),
+        "weights": str(weights),
+        "weights_sha256": weights_sha,
+        "runtime": "onnxruntime",
+        "hosts": frozenset({f"127.0.0.1:{port}"}),
+        "token": None,
+        "settings": ApiSettings(),
+        "onnx_cache": str(weights.parent / "onnx"),
+        "threads": 1,
+        "profile_repeat": 1,
+    }
+    return ray_serve.ReplicaConfig(**{**base, **fields})
+
+
+@contextmanager
+def deployed(ray_serve: Any, config, port: int, **options) -> Iterator[str]:
+    """Deploy `config` on the session's Ray (`options`: ray_serve.start's) -> its base URL
+    once every replica is ready; deleted again on the way out."""
+    ray_serve.start(config, host="127.0.0.1", port=port, num_cpus=2, **options)
+    try:
+        assert ray_serve.wait_running(lambda: False, START_S), "the replicas did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if serve_running():
+            ray_serve.stop()
+
+
+def serve_running() -> bool:
+    from ray import serve
+
+    from sandseg.scale.ray_serve import APP_NAME
+
+    try:
+        return APP_NAME in serve.status().applications
+    except Exception:
+        return False

@@ -1,6 +1,6 @@
-"""The Ray Serve tier (issue 16; RELIABILITY.md SC-1, SC-2, FT-3 through Ray): one Ray instance
-on loopback for the module (2 CPUs, no dashboard), two single-thread replicas on onnxruntime
-sharing the session's redis-server, held byte for byte to the single process."""
+"""The Ray Serve tier (issue 16; RELIABILITY.md SC-1, SC-2, FT-3 through Ray): on the session's
+Ray (conftest's ray_cluster: loopback, 2 CPUs, no dashboard), two single-thread replicas on
+onnxruntime sharing the session's redis-server, held byte for byte to the single process."""
 
 from __future__ import annotations
 
@@ -15,103 +15,44 @@ import pytest
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
 
-from .conftest import free_port
-from .helpers import JPEG, OCTETS, click, clicks
+from .conftest import START_S, deployed, free_port, replica_config
+from .helpers import (
+    JPEG,
+    OCTETS,
+    REQUEST_S,
+    click,
+    click_until_answered,
+    replica_actors,
+    running_replicas,
+)
 
 # Ray 2.60 uses pydantic APIs that pydantic 2 deprecates (warnings are errors in this suite).
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 # queue 0: one request per replica at a time, so that an overload is easy to make (503s);
 # a 1 MiB body cap, so that a 413 needs no 64 MiB upload.
 SETTINGS = ApiSettings(queue=0, max_body_bytes=1 << 20, deadline_s=60.0)
-REQUEST_S = 60.0  # no request may wait longer than this (the "nothing hangs" bound)
-START_S = 300.0
 
 
 @pytest.fixture(scope="module")
-def ray_app(bundle, converted_weights, weights_sha, redis_server, tmp_path_factory):
-    try:
-        import ray
-
-        from sandseg.scale import ray_serve
-    except ImportError as exc:
-        pytest.fail(
-            f"Ray Serve is not installed ({exc}): run `bash scripts/setup.sh` or "
-            "pip install -e '.[scale]'",
-            pytrace=False,
-        )
+def ray_app(ray_cluster, bundle, converted_weights, weights_sha, redis_server):
     port = free_port()
-    config = ray_serve.ReplicaConfig(
-        bundle=str(bundle),
-        weights=str(converted_weights),
-        weights_sha256=weights_sha,
-        runtime="onnxruntime",
-        hosts=frozenset({f"127.0.0.1:{port}"}),
-        token=None,
+    config = replica_config(
+        ray_cluster,
+        bundle,
+        converted_weights,
+        weights_sha,
+        port,
         settings=SETTINGS,
-        onnx_cache=str(tmp_path_factory.mktemp("onnx")),
         cache=redis_server.url,
         replicas=2,
-        threads=1,
-        profile_repeat=1,
     )
-    ray_serve.start(config, host="127.0.0.1", port=port, num_cpus=2)
-    assert ray_serve.wait_running(lambda: False, START_S), "the replicas did not start"
-    yield f"http://127.0.0.1:{port}"
-    if serve_running():
-        ray_serve.stop()
-    ray.shutdown()
-
-
-def serve_running() -> bool:
-    from ray import serve
-
-    from sandseg.scale.ray_serve import APP_NAME
-
-    try:
-        return APP_NAME in serve.status().applications
-    except Exception:
-        return False
+    with deployed(ray_cluster, config, port) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def single(bundle, converted_weights, single_process):
     return single_process(SETTINGS)
-
-
-@pytest.fixture(scope="module")
-def reference(single, photo):
-    """The photo's sha and 20 clicks with the single process's answers."""
-    info = single.post("/api/v1/images", content=photo, headers=JPEG).json()
-    bodies = clicks(20, info["width"], info["height"])
-    answers = []
-    for body in bodies:
-        response = single.post(
-            f"/api/v1/images/{info['image_sha256']}/predict", content=body, headers=OCTETS
-        )
-        assert response.status_code == 200, response.text
-        answers.append(response.content)
-    return info["image_sha256"], list(zip(bodies, answers, strict=True))
-
-
-def click_until_answered(client: httpx.Client, sha: str, body: bytes, photo: bytes) -> list:
-    """What the page and OffloadPredictor do: a 503 waits its Retry-After and retries, a 404
-    uploads the image again. -> every (status, replica, content) seen, the last a 200."""
-    seen = []
-    deadline = time.monotonic() + REQUEST_S
-    while time.monotonic() < deadline:
-        r = client.post(f"/api/v1/images/{sha}/predict", content=body, headers=OCTETS)
-        seen.append((r.status_code, r.headers.get("x-sandseg-replica"), r.content))
-        if r.status_code == 200:
-            return seen
-        if r.status_code == 503:
-            assert r.headers.get("retry-after"), "a 503 without Retry-After"
-            time.sleep(float(r.headers["retry-after"]))
-        elif r.status_code == 404:
-            up = client.post("/api/v1/images", content=photo, headers=JPEG)
-            seen.append((up.status_code, up.headers.get("x-sandseg-replica"), b""))
-        else:
-            pytest.fail(f"HTTP {r.status_code}: {r.text[:300]}")
-    pytest.fail(f"no answer within {REQUEST_S} s: {[s[:2] for s in seen]}")
 
 
 @pytest.mark.requirement("SC-2")
@@ -195,7 +136,7 @@ def test_a_replica_killed_mid_load_loses_no_answer(ray_app, reference, photo, ev
                     killed.append(answers[-1][1])
                     _kill_replica(ray, answers[-1][1])
 
-    before = set(_replica_actors(ray))
+    before = set(replica_actors())
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(load, [0, 10]))
     assert killed, "no replica was killed"
@@ -208,38 +149,20 @@ def test_a_replica_killed_mid_load_loses_no_answer(ray_app, reference, photo, ev
         f"masks, {refused} answered 503 + Retry-After and retried, slowest {slowest:.1f} s",
     )
     assert wrong == 0 and slowest < REQUEST_S
-    _wait_for_replicas(ray, 2, before)
-
-
-def _replica_actors(ray) -> dict[str, str]:
-    """Serve replica actor names by the replica id the app reports (X-Sandseg-Replica)."""
-    from sandseg.scale.ray_serve import DEPLOYMENT
-
-    names = {}
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        name = actor["name"]
-        if actor["namespace"] == "serve" and name.startswith("SERVE_REPLICA::"):
-            names[f"{DEPLOYMENT}-{name.rsplit('#', 1)[-1]}"] = name
-    return names
+    _wait_for_replicas(2, before)
 
 
 def _kill_replica(ray, replica: str) -> None:
-    actors = _replica_actors(ray)
+    actors = replica_actors()
     assert replica in actors, f"{replica} is not among {sorted(actors)}"
     ray.kill(ray.get_actor(actors[replica], namespace="serve"), no_restart=True)
 
 
-def _wait_for_replicas(ray, count: int, before: set[str]) -> None:
+def _wait_for_replicas(count: int, before: set[str]) -> None:
     """Ray replaces the killed replica: `count` replicas run, one of them new."""
-    from ray import serve
-
-    from sandseg.scale.ray_serve import APP_NAME, DEPLOYMENT
-
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
-        deployment = serve.status().applications[APP_NAME].deployments[DEPLOYMENT]
-        running = deployment.replica_states.get("RUNNING", 0)
-        if running == count and set(_replica_actors(ray)) - before:
+        if running_replicas() == count and set(replica_actors()) - before:
             return
         time.sleep(0.5)
     pytest.fail(f"Ray did not bring back {count} replicas within {START_S:g} s")

@@ -50,7 +50,7 @@ def test_a_bad_cache_url_says_the_form(serve) -> None:
 
 @pytest.mark.requirement("FT-3")
 def test_serve_ray_answers_from_both_replicas_and_drains_on_sigterm(
-    bundle, converted_weights, redis_server, tmp_path
+    bundle, converted_weights, redis_server, tmp_path, no_ray_here
 ) -> None:
     """The issue's "done when": `sandseg serve --ray --replicas 2 --cache redis://...` answers
     the page and the API from both replicas; SIGTERM drains and exits 0."""
