@@ -31,6 +31,7 @@ def test_the_model_reports_one_replica(client) -> None:
     replicas = client.get("/api/v1/model").json()["replicas"]
     assert replicas["count"] == 1
     assert replicas["autoscale"] is None
+    assert replicas["adapter"] is None  # one process: its own device, nothing chosen
     assert replicas["this"] == client.get("/healthz").headers["x-sandseg-replica"]
 
 
@@ -43,4 +44,9 @@ def test_a_given_replica_id_is_the_header_without_an_engine(bundle) -> None:
 
 def test_autoscaled_replicas_describe_their_range() -> None:
     info = ReplicaInfo("r-1", None, (1, 4))
-    assert info.describe() == {"this": "r-1", "count": None, "autoscale": {"min": 1, "max": 4}}
+    assert info.describe() == {
+        "this": "r-1",
+        "count": None,
+        "autoscale": {"min": 1, "max": 4},
+        "adapter": None,
+    }

@@ -8,11 +8,15 @@ replica that has the image). Ray's health check asks the app's own /readyz; on s
 stops routing to the replica, lets the requests in flight finish (graceful_shutdown_timeout_s)
 and then the replica marks itself draining and closes its engine (FT-3).
 
-Adapters: a replica that Ray gave a GPU (`--gpus-per-replica`) takes the wgpu adapter of
-that index among the machine's discrete/integrated Vulkan adapters (`ray.get_gpu_ids()`;
-Vulkan ignores CUDA_VISIBLE_DEVICES); otherwise the replica of rank r takes adapter r modulo
-their number (all of them the CPU adapter, lavapipe, where there is no GPU). The choice is
-logged and published in /api/v1/model's `runtime.available`.
+Adapters (adapters.py): a replica that Ray gave a GPU (`--gpus-per-replica`) takes the wgpu
+adapter of that index among the machine's GPU adapters (`ray.get_gpu_ids()`; Vulkan ignores
+CUDA_VISIBLE_DEVICES); otherwise the replica of rank r takes adapter r modulo their number
+(lavapipe where there is no GPU). The choice is logged and published in /api/v1/model's
+`replicas.adapter` (null under `--runtime onnxruntime`, which takes none).
+
+Autoscaling (`--autoscale MIN:MAX`) targets one request in flight per replica: a replica runs
+one job at a time on its device, so a second request already waits a whole job (Ray's default
+target, 2, would let every replica's latency double before it adds one).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ GRACEFUL_SHUTDOWN_S = 25.0  # FT-3: in flight requests finish, exit within 30 s
 HEALTH_PERIOD_S = 5.0
 PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 PROXY_CALLBACK = "sandseg.scale.proxy:proxy_middlewares"
+# Ray's defaults but for the target: scale up after 30 s over the target, down after 600 s
+# under it (a new replica loads the model and measures it, and memory caches start empty).
+AUTOSCALING: dict[str, float] = {"target_ongoing_requests": 1}
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,10 @@ class ReplicaConfig:
     replicas: int | None = 1  # None: autoscaled
     autoscale: tuple[int, int] | None = None
     threads: int | None = None  # CPU threads per replica (None: the runtimes' default)
-    profile_repeat: int = 2
+    profile_repeat: int = 2  # 0: no start-up measurement (the model's timings read null)
+    # Tests only (the CLI never sets it): a folder where a file `unready-<replica id>` makes
+    # that replica's /readyz fail, as a wedged replica's would, so that Ray replaces it.
+    test_hooks: str | None = None
 
 
 def make_cache(config: ReplicaConfig) -> ImageCache:
@@ -82,11 +92,15 @@ class SandsegReplica:
         from ..server.lifecycle import Readiness
 
         context = serve.get_replica_context()
-        self.replica = ReplicaInfo(
-            f"{context.deployment}-{context.replica_tag}", config.replicas, config.autoscale
-        )
+        adapter = None
         if config.runtime != "onnxruntime":
-            _choose_adapter(context.rank.rank if context.rank is not None else 0)
+            adapter = _take_adapter(context.rank.rank if context.rank is not None else 0)
+        self.replica = ReplicaInfo(
+            f"{context.deployment}-{context.replica_tag}",
+            config.replicas,
+            config.autoscale,
+            adapter,
+        )
         cache = make_cache(config)
         warning = getattr(cache, "check_eviction_policy", lambda: None)()
         if warning:
@@ -98,7 +112,8 @@ class SandsegReplica:
             onnx_cache=Path(config.onnx_cache),
             cache=cache,
         )
-        self.engine.profile = self.engine.measure(config.profile_repeat)
+        if config.profile_repeat:
+            self.engine.profile = self.engine.measure(config.profile_repeat)
         self.readiness = Readiness()
         self.asgi = create_app(
             Path(config.bundle),
@@ -111,6 +126,9 @@ class SandsegReplica:
             replica=self.replica,
         )
         self.probe_host = sorted(config.hosts)[0]
+        self.unready_flag = None
+        if config.test_hooks is not None:
+            self.unready_flag = Path(config.test_hooks) / f"unready-{self.replica.id}"
         self.readiness.mark_ready()
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -118,6 +136,8 @@ class SandsegReplica:
 
     async def check_health(self) -> None:
         """Ray's health check is the app's own /readyz (raising marks the replica unhealthy)."""
+        if self.unready_flag is not None and self.unready_flag.exists():
+            self.readiness.mark_draining()
         status = await _get(self.asgi, "/readyz", self.probe_host)
         if status != 200:
             raise RuntimeError(f"/readyz answered {status}")
@@ -129,9 +149,16 @@ class SandsegReplica:
 
 
 def application(
-    config: ReplicaConfig, *, gpus_per_replica: float = 0.0, max_queued: int = 64
+    config: ReplicaConfig,
+    *,
+    gpus_per_replica: float = 0.0,
+    max_queued: int = 64,
+    autoscaling: dict[str, float] | None = None,
+    health_period_s: float = HEALTH_PERIOD_S,
 ) -> Any:
-    """The Ray Serve application of `config` (fixed replicas or autoscaled)."""
+    """The Ray Serve application of `config` (fixed replicas or autoscaled; `autoscaling`:
+    Ray autoscaling_config fields over AUTOSCALING; Ray asks /readyz every `health_period_s`
+    and replaces a replica after 3 failures in a row)."""
     options: dict[str, Any] = {
         "name": DEPLOYMENT,
         # Beyond the app's own admission (1 + queue), so that its 503s with Retry-After
@@ -140,7 +167,7 @@ def application(
         "max_queued_requests": max_queued,
         "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
         "graceful_shutdown_wait_loop_s": 0.5,
-        "health_check_period_s": HEALTH_PERIOD_S,
+        "health_check_period_s": health_period_s,
         "health_check_timeout_s": 10.0,
         "ray_actor_options": {
             "num_cpus": config.threads or 1,
@@ -151,9 +178,10 @@ def application(
     if config.autoscale is not None:
         low, high = config.autoscale
         options["autoscaling_config"] = {
+            **AUTOSCALING,
+            **(autoscaling or {}),
             "min_replicas": low,
             "max_replicas": high,
-            "target_ongoing_requests": 2,
         }
     else:
         options["num_replicas"] = config.replicas
@@ -169,6 +197,8 @@ def start(
     num_cpus: int | None = None,
     gpus_per_replica: float = 0.0,
     after_init: Callable[[], None] | None = None,
+    autoscaling: dict[str, float] | None = None,
+    health_period_s: float = HEALTH_PERIOD_S,
 ) -> None:
     """Connect to (or start) Ray (then call `after_init`), start Serve's proxy on host:port,
     deploy (`wait_running` tells when every replica is ready)."""
@@ -186,7 +216,12 @@ def start(
     if after_init is not None:
         after_init()
     serve.start(http_options=HTTPOptions(host=host, port=port))
-    app = application(config, gpus_per_replica=gpus_per_replica)
+    app = application(
+        config,
+        gpus_per_replica=gpus_per_replica,
+        autoscaling=autoscaling,
+        health_period_s=health_period_s,
+    )
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
 
 
@@ -222,24 +257,28 @@ def _thread_env(threads: int | None) -> dict[str, str]:
     return {"SANDSEG_CPU_THREADS": n, "LP_NUM_THREADS": n, "OMP_NUM_THREADS": n}
 
 
-def _choose_adapter(rank: int) -> None:
-    """Install this replica's wgpu device before the engine asks for one."""
+def _take_adapter(rank: int) -> dict[str, object]:
+    """Install this replica's wgpu device before the engine asks for one -> what it took."""
     import ray
     import wgpu
 
     from ..gpu import set_device
     from ..gpu.native import NativeDevice
+    from .adapters import choose_adapter
 
     adapters = wgpu.gpu.enumerate_adapters_sync()
-    gpus = [a for a in adapters if a.info["adapter_type"] in ("DiscreteGPU", "IntegratedGPU")]
-    candidates = gpus or adapters
-    if not candidates:
-        return  # the engine's own request fails with the message that says what to install
-    ids = ray.get_gpu_ids()
-    index = int(ids[0]) if ids and gpus else rank
-    adapter = candidates[index % len(candidates)]
-    log.warning("replica rank %d uses adapter %s", rank, adapter.info["device"])
-    set_device(NativeDevice(adapter))
+    infos = [adapter.info for adapter in adapters]
+    choice = choose_adapter(infos, rank, ray.get_gpu_ids())
+    info = infos[choice.index]
+    log.warning("replica rank %d uses adapter %s (%s)", rank, info["device"], choice.reason)
+    set_device(NativeDevice(adapters[choice.index]))
+    return {
+        "index": choice.index,
+        "device": info["device"],
+        "type": info["adapter_type"],
+        "backend": info["backend_type"],
+        "reason": choice.reason,
+    }
 
 
 async def _get(app: Any, path: str, host: str) -> int:

@@ -47,12 +47,15 @@ MODEL_PROPERTIES: dict[str, Any] = {
         "type": "object",
         "description": (
             "this: the id of the replica that answered (also in X-Sandseg-Replica); count: "
-            "replicas serving the app (null when autoscaled); autoscale: {min, max} or null"
+            "replicas serving the app (null when autoscaled); autoscale: {min, max} or null; "
+            "adapter: the wgpu adapter a Ray replica took ({index, device, type, backend, "
+            "reason}), null where none was chosen (one process, --runtime onnxruntime)"
         ),
         "properties": {
             "this": {"type": "string"},
             "count": {"type": ["integer", "null"]},
             "autoscale": {"type": ["object", "null"]},
+            "adapter": {"type": ["object", "null"]},
         },
     },
     "weights": {

@@ -18,17 +18,20 @@ HEADER = b"x-sandseg-replica"
 @dataclass(frozen=True)
 class ReplicaInfo:
     """`id`: stable for the life of the replica; `count`: replicas serving the app (None when
-    autoscaled); `autoscale`: (min, max) replicas when autoscaled."""
+    autoscaled); `autoscale`: (min, max) replicas when autoscaled; `adapter`: the wgpu adapter
+    a Ray replica chose (sandseg.scale.adapters: index, device, type, backend, reason), None
+    where nothing was chosen (one process; --runtime onnxruntime)."""
 
     id: str
     count: int | None = 1
     autoscale: tuple[int, int] | None = None
+    adapter: dict[str, object] | None = None
 
     def describe(self) -> dict[str, object]:
         scale = None
         if self.autoscale is not None:
             scale = {"min": self.autoscale[0], "max": self.autoscale[1]}
-        return {"this": self.id, "count": self.count, "autoscale": scale}
+        return {"this": self.id, "count": self.count, "autoscale": scale, "adapter": self.adapter}
 
 
 def process_replica() -> ReplicaInfo:
