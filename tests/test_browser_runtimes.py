@@ -99,9 +99,9 @@ def test_the_probe_scales_the_stage_by_its_share_of_the_encoders_flops() -> None
 
 
 def test_auto_keeps_a_fast_webgpu_without_loading_wasm(worker_py) -> None:  # noqa: F811
-    from sandseg.browser.runtimes import FAST_ENOUGH_S
+    from sandseg.browser.runtimes import FAST_ENOUGH_S, PROBE_STAGE
 
-    share = stage_share("patch_embed")
+    share = stage_share(PROBE_STAGE)
     loaded = timed(runtimes(worker_py, webgpu=True, wasm=False), webgpu_s=0.3 * share)
     assert not loaded.wants_wasm()
     assert loaded.choose("auto") and loaded.current == "webgpu"
@@ -112,18 +112,20 @@ def test_auto_keeps_a_fast_webgpu_without_loading_wasm(worker_py) -> None:  # no
 
 
 def test_auto_takes_wasm_when_it_measures_faster_than_a_slow_webgpu(worker_py) -> None:  # noqa: F811
-    share = stage_share("patch_embed")
+    from sandseg.browser.runtimes import PROBE_STAGE
+
+    share = stage_share(PROBE_STAGE)
     loaded = timed(runtimes(worker_py, webgpu=True, wasm=False), webgpu_s=26 * share)
     assert loaded.wants_wasm(), "26 s per encode on WebGPU: wasm must be tried"
     loaded.attach_wasm(SimpleNamespace(threads=1))
     timed(loaded, wasm_s=4.1 * share)
     assert loaded.choose("auto") and loaded.current == "wasm"
     assert loaded.predictor() is loaded.wasm
-    assert loaded.reason.startswith("auto: wasm, 4.1 s per image (measured: patch_embed in")
+    assert loaded.reason.startswith(f"auto: wasm, 4.1 s per image (measured: {PROBE_STAGE} in")
     assert loaded.reason.endswith("WebGPU measured 26 s per image on this adapter")
     probe = loaded.probe()
     assert probe["wasm"]["encodeMs"] < probe["webgpu"]["encodeMs"]
-    assert probe["wasm"]["stage"] == probe["webgpu"]["stage"] == "patch_embed"
+    assert probe["wasm"]["stage"] == probe["webgpu"]["stage"] == PROBE_STAGE
     # A slow WebGPU that still beats wasm stays.
     loaded.measured.clear()
     timed(loaded, webgpu_s=5 * share, wasm_s=6 * share)
@@ -163,6 +165,6 @@ def test_a_failed_probe_falls_back_to_webgpu_naming_the_failure(worker_py) -> No
     assert loaded.choose("auto") and loaded.current == "webgpu"
     assert loaded.reason == (
         "auto: webgpu (not measured: the probe failed: RuntimeError: lost the device in "
-        "stages [0, 1) of (1024, 1024, 3))"
+        "stages [5, 6) of (64, 64, 320))"
     )
     assert loaded.probe()["webgpu"] == {"error": loaded.probe_errors["webgpu"]}

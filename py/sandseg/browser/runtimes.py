@@ -33,9 +33,11 @@ from .wasm import WASM, WEBGPU, WasmPredictor, WasmTensor
 AUTO = "auto"
 RUNTIMES = (AUTO, WEBGPU, WASM)
 NAMES = {WEBGPU: "WebGPU", WASM: "wasm"}
-# The stage auto times: the encoder's cheapest (3.7% of its FLOPs), so a slow adapter costs
-# seconds at boot, not a whole encode.
-PROBE_STAGE = "patch_embed"
+# The stage auto times: 7.1% of the encoder's FLOPs, so a slow adapter costs seconds at boot,
+# not a whole encode; compute-bound convolutions, whose share of a measured encode on
+# WebGPU/SwiftShader (7.8%) matched their FLOP share. patch_embed, the cheapest (3.7%), took
+# 5.7%: memory-bound at 512 x 512, it overestimates an encode.
+PROBE_STAGE = "neck"
 # A WebGPU adapter estimated at most this per encode is kept without trying wasm: a real
 # GPU encodes in well under a second, SwiftShader (CPU emulation) in 20-40 s, wasm in ~5 s
 # on two busy cores.
