@@ -35,6 +35,7 @@ export function render(view, state) {
     renderTimings(view.timings, state);
   }
   if (changed("modes", state.modes, state.modeChoices, state.imageInfo)) renderModes(view, state);
+  if (changed("runtime", state.runtime)) renderRuntime(view.runtimeReason, state.runtime);
   renderControls(view, state, object);
   renderObjects(view.objects, state);
   if (changed("masks", object.result, object.colour, state.image)) {
@@ -144,6 +145,13 @@ function renderModes(view, { modes, modeChoices, imageInfo: info }) {
     const auto = modes.mode === "auto";
     setText(view.modeReason, auto ? "The planner picks a mode for each new image." : "");
   }
+}
+
+// GP-2: the client runtime in force and why (auto: the figures it measured, runtimes.py).
+function renderRuntime(line, runtime) {
+  const name = runtime?.runtime ?? "none (the server runs everything)";
+  setText(line, runtime ? `Client runtime: ${name}. ${runtime.reason}` : "");
+  setData(line, "runtime", runtime?.runtime ?? "");
 }
 
 function renderControls(view, { objects, encoded, image }, { prompts, result }) {

@@ -11,6 +11,7 @@ export const state = {
   backend: null,
   adapter: "",
   modes: null, // client.modes: {mode, clientAvailable, serverAvailable, serverError, notice}
+  runtime: null, // client.runtime: {runtime (the client runtime in force), available, reason}
   modeChoices: [], // client.modeChoices: [{value, label, runs, needsClient, needsServer}]
   firstLoad: {}, // client.timings at boot: the first-load breakdown
   progress: { stage: null, fraction: null, message: "Starting…" }, // the worker's last progress

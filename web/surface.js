@@ -5,11 +5,13 @@
 // exportLabelPng() -> base64 PNG, weights -> {name, sha256, demo} (null until read),
 // everything(params) -> {annotations, ms, backend}, cancelEverything(), setEverythingParams
 // (what the Everything button runs with) and everythingHover (everything.js).
-// setImage(url) opens the image on the page too (images.js adoptImage: its objects, no second
-// encode); predict(...) acts on the selected object of the page's image: its prompt and
-// result become that object's prompts and mask (a preview changes nothing). After
-// setImage(bitmap), which the page cannot key objects by, predictions stay the caller's until
-// the page opens an image again.
+// runtimeProbe: what auto measured ({stage, stageShare, fastEnoughMs, webgpu, wasm: {stage,
+// stageMs, encodeMs} or {error}}; sandseg.browser.runtimes); setRuntime(r) also shows the
+// runtime in force and why on the page. setImage(url) opens the image on the page too
+// (images.js adoptImage: its objects, no second encode); predict(...) acts on the selected
+// object of the page's image: its prompt and result become that object's prompts and mask (a
+// preview changes nothing). After setImage(bitmap), which the page cannot key objects by,
+// predictions stay the caller's until the page opens an image again.
 import { cocoDocument, importCoco, labelPng } from "./annotations.js";
 import { bestIndex } from "./canvas.js";
 import { getClient, toBase64 } from "./client.js";
@@ -46,7 +48,7 @@ async function shown(what, action) {
 
 export function installSurface() {
   const surface = window.sandseg;
-  const { predict, setImage } = surface;
+  const { predict, setImage, setRuntime } = surface;
   let detached = null; // the page's image token when setImage(url) replaced it in the worker
   const detachedNow = () => state.image?.token === detached;
 
@@ -73,6 +75,11 @@ export function installSurface() {
       }
       return plain;
     },
+    async setRuntime(runtime) {
+      const result = await setRuntime(runtime);
+      update({ runtime: getClient().runtime });
+      return result;
+    },
     addObject: (name) => ({ id: addObject(name) }),
     selectObject: (id) => selectObject(id),
     removeObject: (id) => removeObject(id),
@@ -89,6 +96,8 @@ export function installSurface() {
   });
   wireEverything();
   Object.defineProperty(surface, "weights", { get: () => state.weights, enumerable: true });
+  const probe = () => getClient().runtimeProbe ?? null;
+  Object.defineProperty(surface, "runtimeProbe", { get: probe, enumerable: true });
   // The mask under the pointer while segment everything's masks are shown (null: none).
   const hover = () => state.everything?.hover ?? null;
   Object.defineProperty(surface, "everythingHover", { get: hover, enumerable: true });

@@ -49,6 +49,7 @@ function onReady(detail = {}) {
     backend: detail.backend ?? state.backend ?? null,
     adapter: detail.adapter ?? client.adapter ?? "",
     modes: client.modes,
+    runtime: client.runtime ?? null,
     modeChoices: client.modeChoices,
     firstLoad: client.timings ?? {},
   });

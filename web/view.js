@@ -10,6 +10,7 @@ export const LOAD_STAGES = [
   ["package", "sandseg package"],
   ["weights", "Weights"],
   ["pipelines", "Pipeline compilation"],
+  ["probe", "Runtime probe"],
   ["server", "Offload server"],
   ["encoding", "Image encoding"],
 ];
@@ -170,6 +171,8 @@ function buildSidebar(view) {
   view.modeSelect = el("select", { id: "mode-select", disabled: true });
   view.modeReason = el("p", { class: "mode-reason", id: "mode-reason" }, "");
   view.modeNotice = el("p", { class: "mode-notice", id: "mode-notice", role: "status" });
+  // The client runtime in force and why (auto: what it measured), GP-2.
+  view.runtimeReason = el("p", { class: "mode-reason", id: "runtime-reason" }, "");
   view.modeNotice.hidden = true;
   return el(
     "aside",
@@ -188,6 +191,7 @@ function buildSidebar(view) {
       view.modeSelect,
       view.modeNotice,
       view.modeReason,
+      view.runtimeReason,
     ),
     panel("Objects", ...buildObjectsPanel(view)),
     panel("Everything", ...buildEverythingPanel(view)),

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pytest
 
@@ -111,8 +112,20 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     }
 
 
+def on_webgpu(url: str) -> str:
+    """`url` with `?runtime=webgpu` unless it names a client runtime: this tier tests WebGPU
+    (on SwiftShader, where `auto` measures wasm faster and takes it) except where a test asks
+    for auto or wasm."""
+    parts = urlsplit(url)
+    if "runtime" in parse_qs(parts.query):
+        return url
+    query = f"{parts.query}&runtime=webgpu" if parts.query else "runtime=webgpu"
+    return urlunsplit(parts._replace(query=query))
+
+
 class Page:
-    """A page of the app plus what it said: console lines and page errors."""
+    """A page of the app plus what it said: console lines and page errors. A URL that names
+    no client runtime opens on WebGPU (on_webgpu)."""
 
     def __init__(self, browser: Any, url: str) -> None:
         self.closed = False
@@ -122,7 +135,7 @@ class Page:
         self.console: list[str] = []
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
-        self.page.goto(url)
+        self.page.goto(on_webgpu(url))
 
     def status(self) -> str:
         return str(self.page.inner_text("#status"))

@@ -97,7 +97,8 @@ def browser_model_times(
         page = browser.new_page()
         try:
             progress("browser: booting the page (Pyodide, package, weights, pipelines)")
-            boot_page(page, server.url)
+            # The WGSL model: auto would take wasm where it measures faster (SwiftShader).
+            boot_page(page, server.url, "?runtime=webgpu")
             timings = page.evaluate("() => window.sandseg.timings")
             encoder, decoder, backend = [], [], ""
             for i in range(repeat):
