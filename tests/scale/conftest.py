@@ -204,22 +204,28 @@ def no_ray_here() -> None:
     ray.shutdown()
 
 
-def replica_config(ray_serve: Any, bundle, weights, weights_sha: str, port: int, **fields):
-    """A ReplicaConfig served on 127.0.0.1:`port` with onnxruntime on one thread, starting fast
-    (one profiling run); `fields` replace any of its settings."""
-    base = {
-        "bundle": str(bundle),
-        "weights": str(weights),
-        "weights_sha256": weights_sha,
-        "runtime": "onnxruntime",
-        "hosts": frozenset({f"127.0.0.1:{port}"}),
-        "token": None,
-        "settings": ApiSettings(),
-        "onnx_cache": str(weights.parent / "onnx"),
-        "threads": 1,
-        "profile_repeat": 1,
-    }
-    return ray_serve.ReplicaConfig(**{**base, **fields})
+@pytest.fixture(scope="session")
+def replica_config(ray_cluster, bundle, converted_weights, weights_sha):
+    """-> make(port, **fields): a ReplicaConfig of the test weights served on 127.0.0.1:`port`
+    with onnxruntime on one thread, starting fast (one profiling run); `fields` replace any
+    of its settings."""
+
+    def make(port: int, **fields: Any):
+        base = {
+            "bundle": str(bundle),
+            "weights": str(converted_weights),
+            "weights_sha256": weights_sha,
+            "runtime": "onnxruntime",
+            "hosts": frozenset({f"127.0.0.1:{port}"}),
+            "token": None,
+            "settings": ApiSettings(),
+            "onnx_cache": str(converted_weights.parent / "onnx"),
+            "threads": 1,
+            "profile_repeat": 1,
+        }
+        return ray_cluster.ReplicaConfig(**{**base, **fields})
+
+    return make
 
 
 @contextmanager

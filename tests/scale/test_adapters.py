@@ -12,7 +12,7 @@ import pytest
 from sandseg.inputs import InputError
 from sandseg.scale.adapters import choose_adapter
 
-from .conftest import deployed, free_port, replica_config
+from .conftest import deployed, free_port
 from .helpers import REQUEST_S
 
 
@@ -73,9 +73,7 @@ def test_only_opengl_adapters_are_refused_naming_them() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray 2.60 on pydantic 2
-def test_each_wgpu_replica_reports_the_adapter_it_took(
-    ray_cluster, bundle, converted_weights, weights_sha
-) -> None:
+def test_each_wgpu_replica_reports_the_adapter_it_took(ray_cluster, replica_config) -> None:
     import wgpu
 
     infos = [adapter.info for adapter in wgpu.gpu.enumerate_adapters_sync()]
@@ -93,17 +91,8 @@ def test_each_wgpu_replica_reports_the_adapter_it_took(
             }
         )
     port = free_port()
-    # The WGSL model on this machine's adapter; no start-up profile (minutes on lavapipe).
-    config = replica_config(
-        ray_cluster,
-        bundle,
-        converted_weights,
-        weights_sha,
-        port,
-        runtime="wgpu",
-        replicas=2,
-        profile_repeat=0,
-    )
+    # The WGSL model on this machine's adapter; no start-up profile (30 s more on lavapipe).
+    config = replica_config(port, runtime="wgpu", replicas=2, profile_repeat=0)
     reports: dict[str, object] = {}
     with deployed(ray_cluster, config, port) as url, httpx.Client(base_url=url) as client:
         deadline = time.monotonic() + REQUEST_S

@@ -15,7 +15,7 @@ import pytest
 from sandseg.offload import messages
 from sandseg.server.api import ApiSettings
 
-from .conftest import START_S, deployed, free_port, replica_config
+from .conftest import START_S, deployed, free_port
 from .helpers import (
     JPEG,
     OCTETS,
@@ -34,18 +34,9 @@ SETTINGS = ApiSettings(queue=0, max_body_bytes=1 << 20, deadline_s=60.0)
 
 
 @pytest.fixture(scope="module")
-def ray_app(ray_cluster, bundle, converted_weights, weights_sha, redis_server):
+def ray_app(ray_cluster, replica_config, redis_server):
     port = free_port()
-    config = replica_config(
-        ray_cluster,
-        bundle,
-        converted_weights,
-        weights_sha,
-        port,
-        settings=SETTINGS,
-        cache=redis_server.url,
-        replicas=2,
-    )
+    config = replica_config(port, settings=SETTINGS, cache=redis_server.url, replicas=2)
     with deployed(ray_cluster, config, port) as url:
         yield url
 

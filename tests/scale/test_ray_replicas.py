@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from .conftest import START_S, deployed, free_port, replica_config
+from .conftest import START_S, deployed, free_port
 from .helpers import JPEG, REQUEST_S, click_until_answered, replica_actors, running_replicas
 
 # Ray 2.60 uses pydantic APIs that pydantic 2 deprecates (warnings are errors in this suite).
@@ -46,14 +46,10 @@ class Autoscaled:
 
 
 @pytest.fixture(scope="module")
-def autoscaled(ray_cluster, bundle, converted_weights, weights_sha, redis_server, tmp_path_factory):
+def autoscaled(ray_cluster, replica_config, redis_server, tmp_path_factory):
     port = free_port()
     hooks = tmp_path_factory.mktemp("hooks")
     config = replica_config(
-        ray_cluster,
-        bundle,
-        converted_weights,
-        weights_sha,
         port,
         cache=redis_server.url,
         replicas=None,
