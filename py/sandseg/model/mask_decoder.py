@@ -29,7 +29,20 @@ class Attention:
         self.out = store.linear(f"{prefix}.out_proj", inner, DIM)
 
     def __call__(self, q: Tensor, k: Tensor, v: Tensor, residual: Tensor | None = None) -> Tensor:
-        q, k, v = ops.linear(q, *self.q), ops.linear(k, *self.k), ops.linear(v, *self.v)
+        return self.attend(self.project_q(q), self.project_k(k), self.project_v(v), residual)
+
+    # The projections apart, so that a batch of prompts can project what they share once.
+    def project_q(self, x: Tensor) -> Tensor:
+        return ops.linear(x, *self.q)
+
+    def project_k(self, x: Tensor) -> Tensor:
+        return ops.linear(x, *self.k)
+
+    def project_v(self, x: Tensor) -> Tensor:
+        return ops.linear(x, *self.v)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, residual: Tensor | None = None) -> Tensor:
+        """Attention on projected q, k, v (a 2-D one is shared by a 3-D batch), then out_proj."""
         out = ops.attention(q, k, v, heads=HEADS, head_dim=self.head_dim)
         return ops.linear(out, *self.out, residual=residual)
 
@@ -50,6 +63,8 @@ class TwoWayAttentionBlock:
     def __call__(
         self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor
     ) -> tuple[Tensor, Tensor]:
+        """queries, query_pe: (T, 256) or a batch (B, T, 256); keys: (4096, 256) or
+        (B, 4096, 256); key_pe: (4096, 256), shared by a batch."""
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
@@ -57,17 +72,20 @@ class TwoWayAttentionBlock:
             queries = self.self_attn(q, q, queries, residual=queries)
         queries = ops.layer_norm(queries, *self.norm1)
         q = ops.add(queries, query_pe)
-        k = ops.add(keys, key_pe)
+        k = ops.add_tiled(keys, key_pe)
         queries = ops.layer_norm(
             self.cross_attn_token_to_image(q, k, keys, residual=queries), *self.norm2
         )
-        hidden = ops.linear(queries, *self.lin1, act="relu")
-        queries = ops.layer_norm(ops.linear(hidden, *self.lin2, residual=queries), *self.norm3)
+        queries = self.mlp(queries)
         q = ops.add(queries, query_pe)
         keys = ops.layer_norm(
             self.cross_attn_image_to_token(k, q, queries, residual=keys), *self.norm4
         )
         return queries, keys
+
+    def mlp(self, queries: Tensor) -> Tensor:
+        hidden = ops.linear(queries, *self.lin1, act="relu")
+        return ops.layer_norm(ops.linear(hidden, *self.lin2, residual=queries), *self.norm3)
 
 
 class MLP:
@@ -121,16 +139,8 @@ class MaskDecoder:
         queries = tokens
         for layer in self.layers:
             queries, keys = layer(queries, keys, tokens, image_pe)
-        q = ops.add(queries, tokens)
-        k = ops.add(keys, image_pe)
-        queries = ops.layer_norm(
-            self.final_attn_token_to_image(q, k, keys, residual=queries), *self.norm_final_attn
-        )
-
-        src = keys.reshape(EMBED_GRID, EMBED_GRID, DIM)
-        x = ops.conv_transpose2x2(src, *self.upscale0)  # (128, 128, 64)
-        x = ops.layer_norm(x, *self.upscale1, eps=1e-6, act="gelu")
-        upscaled = ops.conv_transpose2x2(x, *self.upscale3, act="gelu")  # (256, 256, 32)
+        queries = self.final_attention(queries, keys, tokens, image_pe)
+        upscaled = self.upscale(keys.reshape(EMBED_GRID, EMBED_GRID, DIM))
 
         hyper_in = self.device.empty((NUM_MASK_TOKENS, DIM // 8))
         for i, mlp in enumerate(self.hypernetworks):
@@ -142,6 +152,23 @@ class MaskDecoder:
         masks = ops.permute(pixels, (1, 0))
         iou = self.iou_head(self._row(queries, 0))
         return masks, iou
+
+    def final_attention(
+        self, queries: Tensor, keys: Tensor, tokens: Tensor, image_pe: Tensor
+    ) -> Tensor:
+        """The tokens' last look at the image: queries, tokens (T, 256) or (B, T, 256), keys
+        (4096, 256) or (B, 4096, 256), image_pe (4096, 256). Returns the new queries."""
+        q = ops.add(queries, tokens)
+        k = ops.add_tiled(keys, image_pe)
+        attended = self.final_attn_token_to_image(q, k, keys, residual=queries)
+        return ops.layer_norm(attended, *self.norm_final_attn)
+
+    def upscale(self, src: Tensor) -> Tensor:
+        """(64, 64, 256) keys -> (256, 256, 32); B maps stacked along H, (B * 64, 64, 256),
+        give (B * 256, 256, 32)."""
+        x = ops.conv_transpose2x2(src, *self.upscale0)  # (128, 128, 64)
+        x = ops.layer_norm(x, *self.upscale1, eps=1e-6, act="gelu")
+        return ops.conv_transpose2x2(x, *self.upscale3, act="gelu")
 
     def _row(self, x: Tensor, i: int) -> Tensor:
         row = self.device.empty((1, x.shape[1]))

@@ -11,7 +11,9 @@ from ..gpu import Device, Tensor
 from ..weights import HostTensor
 from ..weights.layout import EMBED_GRID, LOW_RES
 from ..weights.layout import IMG_SIZE as INPUT_SIZE
-from .mask_decoder import MaskDecoder
+from . import batched
+from .batched import SharedImage
+from .mask_decoder import NUM_MASK_TOKENS, MaskDecoder
 from .params import WeightStore
 from .prompt_encoder import PromptEncoder
 from .tiny_vit import TinyViT
@@ -89,6 +91,39 @@ class MobileSAM:
         iou_sel = self.device.empty((1, count))
         self.device.copy(iou, iou_sel, src_start=first, count=count)
         return low_res, iou_sel
+
+    def share_image(self, embeddings: Tensor) -> SharedImage:
+        """What decode_batch shares among all prompts on these (64, 64, 256) embeddings."""
+        image = embeddings.reshape(EMBED_GRID * EMBED_GRID, embeddings.shape[-1])
+        pe = self.prompt_encoder.dense_pe()
+        return batched.share_image(self.mask_decoder, image, pe, self.prompt_encoder.dense(None))
+
+    def decode_batch(
+        self,
+        shared: SharedImage,
+        prompts: list[tuple[list[tuple[float, float]], list[int]]],
+        multimask: bool = True,
+    ) -> tuple[Tensor, Tensor]:
+        """Prompts without a mask input, as (coords_1024, labels) with as many tokens each,
+        decoded as batches of at most batched.MAX_BATCH. -> (low-res logits (N * C, 256,
+        256), prompt by prompt, and their iou (N * C,)); C = 3 with multimask, else 1."""
+        if len({len(labels) for _, labels in prompts}) > 1:
+            raise ValueError("decode_batch: every prompt must have as many tokens (points)")
+        first, count = (1, 3) if multimask else (0, 1)
+        plane = LOW_RES * LOW_RES
+        low_res = self.device.empty((len(prompts) * count, LOW_RES, LOW_RES))
+        iou = self.device.empty((len(prompts) * count,))
+        for start in range(0, len(prompts), batched.MAX_BATCH):
+            chunk = prompts[start : start + batched.MAX_BATCH]
+            coords = [xy for c, _ in chunk for xy in c]
+            sparse = self.prompt_encoder.sparse(coords, [x for _, ls in chunk for x in ls])
+            sparse = sparse.reshape(len(chunk), -1, sparse.shape[-1])
+            masks, ious = batched.decode_batch(self.mask_decoder, shared, sparse)
+            for b in range(len(chunk)):
+                src, dst = b * NUM_MASK_TOKENS + first, (start + b) * count
+                self.device.copy(masks, low_res, src * plane, dst * plane, count * plane)
+                self.device.copy(ious, iou, src, dst, count)
+        return low_res, iou
 
     def postprocess(self, low_res: Tensor, info: ImageInfo) -> Tensor:
         """(C, 256, 256) logits -> (C, H, W) logits at the original size."""
