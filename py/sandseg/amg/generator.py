@@ -2,7 +2,8 @@
 
 The algorithm and its order of operations are segment-anything's `SamAutomaticMaskGenerator`:
 for each crop (the whole image, then the crop layers' boxes) encode the crop once, prompt the
-decoder with each grid point (three masks each), filter by predicted IoU, then by stability
+decoder with each grid point (three masks each; a batch of points is decoded as one batch,
+see sandseg.model.batched), filter by predicted IoU, then by stability
 score, drop masks whose box touches an inner crop edge, de-duplicate within the crop (box NMS
 by predicted IoU), then across crops (box NMS preferring smaller crops), then optionally
 remove small regions. Per-pixel work stays on the GPU: each mask's stability counts, area and
@@ -21,7 +22,9 @@ from typing import Any
 from .. import ops
 from ..gpu import Tensor
 from ..gpu.device import MAX_STORAGE_BINDING
-from ..inputs import image_bytes
+from ..inputs import Prompt, image_bytes
+from ..model import ImageInfo
+from ..model.batched import SharedImage
 from ..predictor import LOW_RES, Predictor, _unpack_masks, check_image_size
 from ..weights.layout import IMG_SIZE as INPUT_SIZE
 from . import rle
@@ -36,7 +39,7 @@ MULTIMASK = 3
 EDGE_TOLERANCE = 20.0
 # A batch's low-res logits (3 planes of 256 x 256 float32 per prompt) must fit one storage
 # binding; larger points_per_batch values are cut into batches this big (no result changes:
-# every prompt is decoded on its own).
+# the decoder gives each prompt what it gives that prompt alone).
 MAX_BATCH_PROMPTS = MAX_STORAGE_BINDING // (MULTIMASK * LOW_RES * LOW_RES * 4)
 Progress = Callable[[int, int], None]
 
@@ -175,13 +178,17 @@ class AutomaticMaskGenerator:
         x0, y0, x1, y1 = crop_box
         crop_w, crop_h = x1 - x0, y1 - y0
         await self.predictor.set_image_async(image.crop(crop_box))
+        state = self.predictor.image_state()
+        assert state is not None
+        shared = self.predictor.model.share_image(state.embeddings)
         points = [(x * crop_w, y * crop_h) for x, y in grid]
         size = self._batch_size()
         masks: list[Candidate] = []
         try:
             for start in range(0, len(points), size):
+                batch = points[start : start + size]
                 masks += await self._process_batch(
-                    points[start : start + size], crop_box, (image.height, image.width)
+                    batch, shared, crop_box, (image.height, image.width)
                 )
                 step()
         finally:
@@ -193,23 +200,18 @@ class AutomaticMaskGenerator:
         return min(self.params.points_per_batch, MAX_BATCH_PROMPTS)
 
     async def _process_batch(
-        self, points: list[Point], crop_box: Box, orig: tuple[int, int]
+        self, points: list[Point], shared: SharedImage, crop_box: Box, orig: tuple[int, int]
     ) -> list[Candidate]:
-        """Decode each point, reduce its masks on the GPU and keep those passing the filters
-        (boxes and points still in crop coordinates, masks already image-sized)."""
+        """Decode the points as one batch, reduce their masks on the GPU and keep those
+        passing the filters (boxes and points still in crop coordinates, masks already
+        image-sized)."""
         device = self.predictor.device
+        state = self.predictor.image_state()
+        assert state is not None
         n = len(points) * MULTIMASK
-        stats_all = device.empty((n, ops.mask.STATS_WORDS), "u32")
-        iou_all = device.empty((n,))
-        low_all = device.empty((n, LOW_RES, LOW_RES))
-        plane = LOW_RES * LOW_RES
-        for k, point in enumerate(points):
-            logits, iou, low_res = self.predictor.record_prediction([point], [1])
-            stats = ops.mask_stats(logits, MASK_THRESHOLD, self.params.stability_score_offset)
-            first = k * MULTIMASK
-            device.copy(stats, stats_all, dst_start=first * ops.mask.STATS_WORDS)
-            device.copy(iou, iou_all, dst_start=first)
-            device.copy(low_res, low_all, dst_start=first * plane)
+        prompts = [Prompt.of([point], [1]).tokens(state.info) for point in points]
+        low_all, iou_all = self.predictor.model.decode_batch(shared, prompts)
+        stats_all = self._mask_stats(low_all, state.info)
         words = array("I", await device.read(stats_all))
         ious = array("f", await device.read(iou_all))
         kept = [
@@ -246,6 +248,23 @@ class AutomaticMaskGenerator:
             return None
         return Candidate(iou, stability, box, point, crop_box, {})
 
+    def _mask_stats(self, low_all: Tensor, info: ImageInfo) -> Tensor:
+        """ops.mask_stats of every plane's full-size logits, (N, 8) words, upscaled in
+        chunks of planes that fit one storage binding."""
+        device = self.predictor.device
+        n = low_all.shape[0]
+        per_chunk = _planes_per_binding(info.original)
+        plane, words = LOW_RES * LOW_RES, ops.mask.STATS_WORDS
+        stats_all = device.empty((n, words), "u32")
+        for start in range(0, n, per_chunk):
+            count = min(per_chunk, n - start)
+            low = device.empty((count, LOW_RES, LOW_RES))
+            device.copy(low_all, low, src_start=start * plane, count=count * plane)
+            logits = self.predictor.model.postprocess(low, info)
+            stats = ops.mask_stats(logits, MASK_THRESHOLD, self.params.stability_score_offset)
+            device.copy(stats, stats_all, dst_start=start * words)
+        return stats_all
+
     async def _read_masks(self, low_all: Tensor, planes: list[int]) -> list[bytes]:
         """Masks (logits > 0 at the crop's size, row-major 0/1 bytes) of the chosen planes,
         recomputed from their low-res logits in chunks that fit one storage binding."""
@@ -253,7 +272,7 @@ class AutomaticMaskGenerator:
         assert state is not None
         device = self.predictor.device
         h, w = state.info.original
-        per_chunk = max(1, MAX_STORAGE_BINDING // (4 * max(INPUT_SIZE * INPUT_SIZE, h * w)))
+        per_chunk = _planes_per_binding((h, w))
         plane = LOW_RES * LOW_RES
         out: list[bytes] = []
         for start in range(0, len(planes), per_chunk):
@@ -285,6 +304,12 @@ class AutomaticMaskGenerator:
             "stability_score": m.stability,
             "crop_box": xyxy_to_xywh(m.crop_box),
         }
+
+
+def _planes_per_binding(size: tuple[int, int]) -> int:
+    """How many planes of full-size logits (the (1024, 1024) padded ones on the way, then
+    the image's (H, W)) fit one storage binding."""
+    return max(1, MAX_STORAGE_BINDING // (4 * max(INPUT_SIZE * INPUT_SIZE, size[0] * size[1])))
 
 
 def _area(box: Box) -> int:
