@@ -20,8 +20,11 @@ def test_bench_everything_prints_a_table_and_writes_json(
     argv = ["bench", "everything", "--weights", str(converted_weights), "--image", str(PICTURE1)]
     argv += ["--points-per-side", "2", "--batch", "2", "--repeat", "1", "--json", str(out)]
     assert main(argv) == 0
-    assert "batch of 2 recorded, one read" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "batch of 2 recorded, one read" in printed
+    assert "batched decoder, 2 prompts, one read" in printed
     doc = json.loads(out.read_text())
-    assert len(doc["decoder"]) == 3 and doc["prompts"] == 2
+    assert len(doc["decoder"]) == 4 and doc["prompts"] == 2
+    assert doc["batched_vs_one_at_a_time"] > 0
     assert all(row["prompts_per_s"] > 0 for row in doc["decoder"])
     assert doc["generator"]["points_per_side"] == 2 and doc["generator"]["seconds_per_image"] > 0

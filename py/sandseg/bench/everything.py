@@ -1,11 +1,14 @@
 """`sandseg bench everything`: the automatic mask generator natively.
 
-Decoder throughput three ways, medians of `repeat` runs over the same `batch` grid prompts:
+Decoder throughput four ways, medians of `repeat` runs over the same `batch` grid prompts:
 `predict` per prompt (every mask and logit read back), one prompt at a time reduced on the GPU
-(`mask_stats`, a read-back per prompt), and the generator's way (a batch of prompts recorded,
-one read-back of the counts). Then the time per image of the whole generator at
-`points_per_side` (encoder included), with thresholds that keep masks on random weights too
-(conformance config A's), so that masks are read back and encoded as they would be.
+(`mask_stats`, a read-back per prompt), the decoder run prompt by prompt inside one recording
+with one read-back of the counts (the generator before issue #15's batching), and the
+generator's way: the batched decoder (`model.decode_batch`, the image-side work shared), one
+read-back. Its rate over the one-at-a-time rate is issue #15's batching target (>= 4x). Then the
+time per image of the whole generator at `points_per_side` (encoder included), with thresholds
+that keep masks on random weights too (conformance config A's), so that masks are read back and
+encoded as they would be.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import numpy as np
 from .. import ops
 from ..amg import AutomaticMaskGenerator
 from ..amg.grids import build_point_grid
+from ..gpu import Tensor
 from ..gpu.native import NativeDevice
-from ..predictor import Predictor
+from ..inputs import Prompt
+from ..predictor import LOW_RES, Predictor
 from .kernels import median_seconds
 from .model import load_bench_inputs
 
@@ -64,6 +69,8 @@ def run_everything_bench(
     print("-" * 66)
     for name, rate in rows:
         print(f"{name:<44} {rate:>10.2f} {rate / rows[0][1]:>10.2f}")
+    batching = rows[3][1] / rows[1][1]
+    print(f"batched decoder vs one prompt at a time: {batching:.2f}x (issue #15's target: >= 4x)")
     print(
         f"generator, {points_per_side}x{points_per_side} points, one crop: {image_s:.1f} s "
         f"per image ({len(masks)} masks kept)"
@@ -76,6 +83,7 @@ def run_everything_bench(
             "repeat": repeat,
             "prompts": batch,
             "decoder": [{"path": n, "prompts_per_s": r} for n, r in rows],
+            "batched_vs_one_at_a_time": batching,
             "generator": {
                 "points_per_side": points_per_side,
                 "seconds_per_image": image_s,
@@ -95,7 +103,7 @@ def _decoder_rates(
     repeat: int,
     progress: Callable[[str], None],
 ) -> list[tuple[str, float]]:
-    """Decoder prompts per second three ways, on the (H, W) image set in `predictor`."""
+    """Decoder prompts per second four ways, on the (H, W) image set in `predictor`."""
     device = predictor.device
     assert isinstance(device, NativeDevice)
     h, w = size
@@ -112,20 +120,41 @@ def _decoder_rates(
             device.read_sync(ops.mask_stats(logits, 0.0, 1.0))
 
     def reduce_batch() -> None:
-        stats = [ops.mask_stats(predictor.record_prediction([p], [1])[0]) for p in points]
-        out = device.empty((len(stats), 3, ops.mask.STATS_WORDS), "u32")
-        for i, s in enumerate(stats):
-            device.copy(s, out, dst_start=i * s.numel)
-        device.read_sync(out)
+        device.read_sync(_gather([predictor.record_prediction([p], [1])[0] for p in points]))
+
+    def decode_batched() -> None:
+        state = predictor.image_state()
+        assert state is not None
+        model = predictor.model
+        prompts = [Prompt.of([p], [1]).tokens(state.info) for p in points]
+        low, _ = model.decode_batch(model.share_image(state.embeddings), prompts)
+        # Upscaled prompt by prompt, as in the other rows: the rows differ in the decoder only.
+        plane = 3 * LOW_RES * LOW_RES
+        logits = []
+        for k in range(len(points)):
+            part = device.empty((3, LOW_RES, LOW_RES))
+            device.copy(low, part, src_start=k * plane, count=plane)
+            logits.append(model.postprocess(part, state.info))
+        device.read_sync(_gather(logits))
 
     rows = []
     for name, fn in (
         ("predict per prompt (masks read back)", predict_each),
         ("mask_stats per prompt, one read each", reduce_each),
         (f"batch of {len(points)} recorded, one read", reduce_batch),
+        (f"batched decoder, {len(points)} prompts, one read", decode_batched),
     ):
         progress(f"timing {name}")
         seconds = median_seconds(fn, repeat, device.wait_idle)
         rows.append((name, len(points) / seconds))
 
     return rows
+
+
+def _gather(logits: list[Tensor]) -> Tensor:
+    """mask_stats of each prompt's (3, H, W) logits, gathered into one (N, 3, 8) tensor."""
+    stats = [ops.mask_stats(x) for x in logits]
+    out = stats[0].device.empty((len(stats), 3, ops.mask.STATS_WORDS), "u32")
+    for i, s in enumerate(stats):
+        out.device.copy(s, out, dst_start=i * s.numel)
+    return out
