@@ -966,6 +966,43 @@ def test_a_fault_fails_only_its_own_request(
     assert len(calls) == 2
 
 
+@pytest.mark.requirement("FT-1")
+def test_a_gpu_fault_between_encoder_blocks_fails_only_its_own_request(
+    client, offload_engine, stages, monkeypatch, evidence
+) -> None:
+    """A GPU error raised between encoder blocks, after the first ones ran on the GPU (the
+    fourth checkpoint of layers.1 to the neck), fails that request; the same request then gives
+    the embeddings it gave before the fault, bit for bit (nothing of the failed one leaks)."""
+    url, body = "/api/v1/stages/layers.1", stage_body(stages["layers.1"])
+
+    def send() -> Any:
+        return client.post(url, content=body, headers={"Content-Type": OCTETS})
+
+    before = send()
+    assert before.status_code == 200, before.text
+    real = offload_engine._checkpoint
+    passed: list[str] = []
+
+    def faulty(cancel: Any, stage: str) -> None:
+        real(cancel, stage)  # the blocks so far are done on the GPU
+        passed.append(stage)
+        if len(passed) == 4:
+            raise GPUError("boom: a kernel failed at /secret/path")
+
+    monkeypatch.setattr(offload_engine, "_checkpoint", faulty)
+    error = assert_json_error(send(), 500, "internal error")
+    assert "boom" not in error and "secret" not in error
+    after = send()
+    assert after.status_code == 200, after.text
+    assert len(passed) > 4 and passed[3] != passed[-1], passed
+    np.testing.assert_array_equal(embeddings_of(after.content)[0], embeddings_of(before.content)[0])
+    evidence(
+        "FT-1",
+        f"a GPU error at block checkpoint 4 of {len(passed) - 4} ({passed[3]}): that request "
+        "500, the next one's embeddings equal the fault-free ones bit for bit",
+    )
+
+
 @pytest.mark.requirement("SV-4", "FT-1")
 def test_a_server_bug_while_decoding_an_upload_is_a_500_not_a_422(client, monkeypatch) -> None:
     """Only what Pillow raises on bytes it cannot decode blames the upload (422, the cases
