@@ -17,6 +17,7 @@ import asyncio
 import datetime
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,18 +138,23 @@ def _decoder_rates(
             logits.append(model.postprocess(part, state.info))
         device.read_sync(_gather(logits))
 
-    rows = []
-    for name, fn in (
+    paths = (
         ("predict per prompt (masks read back)", predict_each),
         ("mask_stats per prompt, one read each", reduce_each),
         (f"batch of {len(points)} recorded, one read", reduce_batch),
         (f"batched decoder, {len(points)} prompts, one read", decode_batched),
-    ):
-        progress(f"timing {name}")
-        seconds = median_seconds(fn, repeat, device.wait_idle)
-        rows.append((name, len(points) / seconds))
-
-    return rows
+    )
+    # Each repeat times every path in turn, so that the load of a shared machine, which
+    # drifts over minutes, weighs on all paths alike.
+    times: list[list[float]] = [[] for _ in paths]
+    for r in range(repeat):
+        for (name, fn), seconds in zip(paths, times, strict=True):
+            progress(f"timing {name} ({r + 1}/{repeat})")
+            seconds.append(median_seconds(fn, 1, device.wait_idle, warm_up=r == 0))
+    return [
+        (name, len(points) / statistics.median(seconds))
+        for (name, _), seconds in zip(paths, times, strict=True)
+    ]
 
 
 def _gather(logits: list[Tensor]) -> Tensor:

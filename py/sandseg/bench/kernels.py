@@ -450,9 +450,12 @@ CASE_BUILDERS: list[Callable[[NativeDevice, np.random.Generator], list[Case]]] =
 ]
 
 
-def median_seconds(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
-    fn()
-    sync()  # the first run compiles pipelines; it is not timed
+def median_seconds(
+    fn: Callable[[], object], repeat: int, sync: Callable[[], None], *, warm_up: bool = True
+) -> float:
+    if warm_up:
+        fn()
+        sync()  # the first run compiles pipelines; it is not timed
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
