@@ -59,7 +59,9 @@ def worker_py(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
 
 def _prediction(planes: int, iou: list[float]) -> Prediction:
     plane = [bytes([i + 1]) * (LOW_RES * LOW_RES * 4) for i in range(planes)]
-    return Prediction((len(iou), 2, 3), bytes(range(6 * len(iou))), None, b"".join(plane), iou)
+    submissions = (("decoder .. mask_threshold", 0.012),)
+    masks, low_res = bytes(range(6 * len(iou))), b"".join(plane)
+    return Prediction((len(iou), 2, 3), masks, None, low_res, iou, submissions)
 
 
 def test_only_the_browser_modules_import_js() -> None:
@@ -94,6 +96,7 @@ def test_a_prediction_crosses_with_the_documented_fields(worker_py: Any) -> None
         "uploadBytes": 10.0,
         "downloadBytes": 20.0,
         "serverMs": 500.0,
+        "submissionsMs": [["decoder .. mask_threshold", 12.0]],
     }
     assert worker_py.marshal.js_object(result) is result
 

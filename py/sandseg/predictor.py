@@ -26,6 +26,7 @@ from .inputs import (
     image_info,
 )
 from .model import ImageInfo, MobileSAM
+from .model.batched import SharedImage
 from .ops import threshold
 from .weights.layout import EMBEDDINGS_SHAPE, LOW_RES
 
@@ -33,13 +34,15 @@ from .weights.layout import EMBEDDINGS_SHAPE, LOW_RES
 @dataclass(frozen=True, repr=False)
 class Prediction:
     """Raw results: masks (C, H, W) 0/1 bytes; logits (C, H, W) (only when asked for) and
-    low_res (C, 256, 256) little-endian float32 bytes; iou, C floats."""
+    low_res (C, 256, 256) little-endian float32 bytes; iou, C floats; submissions: the GPU
+    submissions of the decode, in order, (what, seconds) each (GP-5; empty off the GPU)."""
 
     shape: tuple[int, int, int]
     masks: bytes
     logits: bytes | None
     low_res: bytes
     iou: list[float]
+    submissions: tuple[tuple[str, float], ...] = ()
 
     def __repr__(self) -> str:
         # The default repr would format megabytes of mask bytes (asyncio does ask for it).
@@ -167,12 +170,15 @@ class Predictor:
         packed = threshold(logits, 0.0)
         count = low_res.shape[0]
         h, w = info.original
+        # Submitted and awaited one submission at a time, so that each is timed (GP-5).
+        done = await self.device.finish()
         return Prediction(
             shape=(count, h, w),
             masks=_unpack_masks(await self.device.read(packed), count, h * w),
             logits=await self.device.read(logits) if return_logits else None,
             low_res=await self.device.read(low_res),
             iou=array("f", await self.device.read(iou)).tolist(),
+            submissions=tuple((s.label, s.seconds) for s in done),
         )
 
     def record_prediction(
@@ -186,6 +192,17 @@ class Predictor:
         coords, labels = Prompt.of(point_coords, point_labels).tokens(self._info)
         low_res, iou = self.model.decode(self._embeddings, coords, labels, None, multimask_output)
         return self.model.postprocess(low_res, self._info), iou, low_res
+
+    def record_batch(
+        self, points: list[tuple[float, float]], shared: SharedImage
+    ) -> tuple[Tensor, Tensor]:
+        """Record the decoding of single foreground points (x, y), three masks each, as one
+        batch (MobileSAM.decode_batch), reading nothing back: (low-res logits (3N, 256, 256),
+        iou (3N,)), point by point. shared: model.share_image of the current embeddings."""
+        if self._embeddings is None or self._info is None:
+            raise InputError("no image is set: call set_image(image) before predict()")
+        prompts = [Prompt.of([point], [1]).tokens(self._info) for point in points]
+        return self.model.decode_batch(shared, prompts)
 
     async def get_image_embedding_async(self) -> bytes:
         """The image embedding, (64, 64, 256) channels-last float32 bytes."""

@@ -131,6 +131,7 @@ def prediction_result(
         "uploadBytes": up,
         "downloadBytes": down,
         "serverMs": server_s * 1000,
+        "submissionsMs": [[name, s * 1000] for name, s in prediction.submissions],
     }
 
 
