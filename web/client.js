@@ -19,18 +19,16 @@
 // mode (the same: the mode that produced it), runtime (the client runtime that ran: "webgpu",
 // "wasm", or null when nothing ran here; setImage's results have it too), notice,
 // uploadBytes, downloadBytes, serverMs, decoderMs, wasmBytes} plus masksBase64 and
-// lowResMasksBase64 (computed on first use);
-// K = C, except in server mode, where only the best mask's logits travel.
+// lowResMasksBase64 (computed on first use); K = C, except in server mode (the best mask only).
 //
-// Test bundles (build.py --test-hooks) append testing/client.js: methods that provoke
-// failures on purpose. The production bundle has none.
+// Test bundles (build.py --test-hooks) append testing/client.js (methods that provoke
+// failures on purpose); the production bundle has none.
 import { decodeImage } from "./decode.js";
 
-// PY-3: a request that gets no sign of life from the worker for this long means the worker is
-// stuck (its thread blocked: the worker beats every HEARTBEAT_MS while its event loop turns,
-// including through long GPU work, which it awaits block by block). It is then terminated and
-// a new one started.
-const STUCK_MS = 30_000;
+// PY-3: a request is stuck when the worker gives no sign of life for this long (its thread
+// blocked: it beats every HEARTBEAT_MS while its event loop turns) or when its beats say the GPU
+// has kept it waiting this long (work that never completes). The worker is then replaced.
+const STUCK_S = 30;
 const WATCHDOG_MS = 1_000;
 
 export function toBase64(bytes) {
@@ -107,6 +105,7 @@ export class SandsegClient extends EventTarget {
     });
     this._worker = worker;
     this._lastSign = performance.now();
+    this._gpuWaitMs = 0;
     this._ready = this._start();
     this._ready.catch(() => {});
   }
@@ -114,11 +113,15 @@ export class SandsegClient extends EventTarget {
   // PY-3: terminate a worker that is stuck in a request and start a new one.
   _watch() {
     const busy = [...this._pending.values()].some((p) => p.type !== "init");
-    const silentMs = performance.now() - this._lastSign;
-    if (this._fatal || !busy || silentMs < STUCK_MS) return;
-    const seconds = Math.round(silentMs / 1000);
+    if (this._fatal || !busy) return;
+    const silentS = Math.round((performance.now() - this._lastSign) / 1000);
+    const gpuS = Math.round(this._gpuWaitMs / 1000);
+    const symptom =
+      silentS >= STUCK_S ? `no sign of life for ${silentS} s`
+      : gpuS >= STUCK_S ? `the GPU has not finished its work in ${gpuS} s` : null;
+    if (!symptom) return;
     const message =
-      `the model stopped responding (no sign of life for ${seconds} s): restarted it; ` +
+      `the model stopped responding (${symptom}): restarted it; ` +
       "the current image is encoded again once it is ready";
     this._worker.terminate();
     for (const { reject } of this._pending.values()) reject(new Error(message));
@@ -145,6 +148,7 @@ export class SandsegClient extends EventTarget {
       config: { ...config, token: tokenFromUrl(), runtime: runtimeFromUrl() },
     });
     this.runtime = ready.runtime;
+    this.runtimeProbe = ready.runtimeProbe; // what auto measured (runtimes.py ClientRuntimes.probe)
     this.adapter = ready.adapter;
     this.backend = ready.backend;
     this.modes = withNoticeText(ready.modes);
@@ -227,14 +231,15 @@ export class SandsegClient extends EventTarget {
     }
   }
 
-  /** The client runtime: "auto" (WebGPU where it works, else wasm), "webgpu" or "wasm"
+  /** The client runtime: "auto" (the faster of WebGPU and wasm, measured), "webgpu" or "wasm"
    * (onnxruntime-web on the CPU). Loads it when needed; applies from the next image (the
    * current one is dropped). Resolves to {runtime (in force), available (whether `runtime`
    * can run here), reason}. */
   async setRuntime(runtime) {
     try {
       await this._ready;
-      this.runtime = await this._request({ type: "setRuntime", runtime });
+      const { probe, ...state } = await this._request({ type: "setRuntime", runtime });
+      [this.runtime, this.runtimeProbe] = [state, probe];
       return this.runtime;
     } catch (err) {
       throw this._reject(err);
@@ -287,7 +292,10 @@ export class SandsegClient extends EventTarget {
 
   _onMessage(message) {
     this._lastSign = performance.now();
-    if (message.type === "heartbeat") return;
+    if (message.type === "heartbeat") {
+      this._gpuWaitMs = message.gpuWaitMs ?? 0;
+      return;
+    }
     if (message.type === "progress") {
       this.dispatchEvent(new CustomEvent("progress", { detail: message }));
       return;
@@ -350,6 +358,11 @@ export function getClient() {
 }
 
 // The automation surface: plain, serialisable results (base64 instead of typed arrays).
+const PREDICTION_FIELDS = [
+  ...["masksBase64", "shape", "iouPredictions", "lowResMasksBase64", "lowResShape"],
+  ...["decoderMs", "backend", "mode", "runtime", "notice"],
+  ...["uploadBytes", "downloadBytes", "serverMs", "submissionsMs"],
+];
 window.sandseg = {
   getClient,
   async setImage(url) {
@@ -357,21 +370,7 @@ window.sandseg = {
   },
   async predict(options) {
     const r = await getClient().predict(options);
-    return {
-      masksBase64: r.masksBase64,
-      shape: r.shape,
-      iouPredictions: r.iouPredictions,
-      lowResMasksBase64: r.lowResMasksBase64,
-      lowResShape: r.lowResShape,
-      decoderMs: r.decoderMs,
-      backend: r.backend,
-      mode: r.mode,
-      runtime: r.runtime,
-      notice: r.notice,
-      uploadBytes: r.uploadBytes,
-      downloadBytes: r.downloadBytes,
-      serverMs: r.serverMs,
-    };
+    return Object.fromEntries(PREDICTION_FIELDS.map((name) => [name, r[name]]));
   },
   async setMode(mode) {
     return getClient().setMode(mode);

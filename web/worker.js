@@ -26,9 +26,9 @@ const progress = (stage, fraction, message) => post({ type: "progress", stage, f
 
 // PY-3: a sign of life for client.js's watchdog, sent whenever this thread's event loop turns
 // (Python awaits the GPU block by block, so long inferences keep beating; a blocked thread
-// does not).
+// does not), with how long the GPU has kept the work waiting (work that never completes).
 const HEARTBEAT_MS = 2_000;
-setInterval(() => post({ type: "heartbeat" }), HEARTBEAT_MS);
+setInterval(() => post({ type: "heartbeat", gpuWaitMs: session?.gpu_wait_ms() ?? 0 }), HEARTBEAT_MS);
 
 // Violations inside the worker are not seen by the page: report them (WB-1 tests count them).
 self.addEventListener("securitypolicyviolation", (event) =>
@@ -169,6 +169,16 @@ async function loadWasm(loading, config) {
   }
 }
 
+// auto (runtimes.py): one encoder stage timed on WebGPU; only when that is slow, or WebGPU
+// cannot run, is the wasm runtime loaded (once) and the same stage timed there.
+async function probeRuntimes(loading, config) {
+  progress("probe", null, "measuring this device's runtimes");
+  if (!(await loading.measure_runtime("webgpu"))) return;
+  if (!loading.runtimes.available("wasm") && (await loadWasm(loading, config))) return;
+  progress("probe", null, "measuring the wasm runtime");
+  await loading.measure_runtime("wasm");
+}
+
 async function init({ config }) {
   const t0 = performance.now();
   if (!config?.bundle) throw new Error("the server has no bundle.json: run `python build.py`");
@@ -191,7 +201,7 @@ async function init({ config }) {
   api = pyodide.pyimport("sandseg.browser.session");
   const t3 = performance.now();
   const loading = api.Session(config.token ?? null);
-  // The client runtime (?runtime=): webgpu, wasm, or auto (WebGPU where it works, else wasm).
+  // The client runtime (?runtime=): webgpu, wasm, or auto (the faster measured, probeRuntimes).
   // A browser where neither runs (no WebGPU, limits too small, out of memory, no graphs) still
   // works: everything then runs on the server (GP-1, GP-4, GP-6).
   const requested = config.runtime ?? "auto";
@@ -199,9 +209,8 @@ async function init({ config }) {
   if (requested !== "wasm") webgpu = await loadWebgpu(loading, config);
   if (webgpu.problem) loading.runtime_problem("webgpu", webgpu.problem);
   const t5 = performance.now();
-  if (requested === "wasm" || (requested === "auto" && webgpu.problem)) {
-    await loadWasm(loading, config);
-  }
+  if (requested === "auto") await probeRuntimes(loading, config);
+  else if (requested === "wasm") await loadWasm(loading, config);
   const runtime = plain(loading.select_runtime(requested));
   const t6 = performance.now();
   progress("server", null, "connecting to the offload server");
@@ -215,6 +224,7 @@ async function init({ config }) {
     modeChoices: plain(session.mode_choices()),
     adapter: session.adapter,
     runtime,
+    runtimeProbe: plain(session.runtime_probe()),
     maxImagePixels: session.max_image_pixels,
     timings: {
       verifyMs: t1 - t0,
@@ -268,7 +278,8 @@ async function setMode({ mode }) {
   return { type: "result", result: plain(session.set_mode(mode)) };
 }
 
-// Load what `runtime` needs when it is not loaded yet, then let Python switch to it.
+// Load what `runtime` needs when it is not loaded yet (auto: measure what is not measured yet),
+// then let Python switch to it. The probe travels beside the answer (client.js keeps it).
 async function setRuntime({ runtime }) {
   const loaded = session.runtimes;
   if (runtime === "wasm" && !loaded.available("wasm")) await loadWasm(session, lastConfig);
@@ -276,7 +287,9 @@ async function setRuntime({ runtime }) {
     const { problem } = await loadWebgpu(session, lastConfig);
     if (problem) session.runtime_problem("webgpu", problem);
   }
-  return { type: "result", result: plain(await session.set_runtime(runtime)) };
+  if (runtime === "auto") await probeRuntimes(session, lastConfig);
+  const result = plain(await session.set_runtime(runtime));
+  return { type: "result", result: { ...result, probe: plain(session.runtime_probe()) } };
 }
 
 // Segment everything where the image lives (sandseg.browser.everything): progress after each

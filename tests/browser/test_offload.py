@@ -82,6 +82,38 @@ def test_a_browser_without_webgpu_pinned_to_webgpu_uses_the_server(
         browser.close()
 
 
+# A GPU that cannot hold MobileSAM, through testing/worker.js's adapter shim (?testShim=): the
+# requirement it shows and the words the page's notice must give for it.
+CANNOT_HOLD = {
+    "small-limits": ("GP-4", "limits are too small for MobileSAM"),
+    "oom": ("GP-6", "could not hold the model"),
+}
+
+
+@pytest.mark.requirement("GP-4", "GP-6")
+@pytest.mark.parametrize("shim", CANNOT_HOLD)
+def test_a_gpu_that_cannot_hold_the_model_offloads(
+    open_app, server, reference, evidence, shim: str
+) -> None:
+    """An adapter whose limits are below WebGPU's defaults (GP-4), or a device that runs out of
+    memory uploading the weights (GP-6): the page boots on the server with a notice, and the
+    click gives the official mask"""
+    requirement, words = CANNOT_HOLD[shim]
+    page = open_app(server.url + f"/?runtime=webgpu&testShim={shim}")
+    page.wait_for_status("ready")
+    modes = page.evaluate("() => window.sandseg.modes")
+    assert modes["mode"] == "server" and not modes["clientAvailable"], modes
+    notice = page.page.locator("#mode-notice")
+    assert notice.is_visible(), modes
+    text = notice.inner_text()
+    assert words in text and "switched to server mode" in text, text
+    image = page.evaluate(SET_IMAGE, "/samples/picture1.jpg")
+    assert image["mode"] == "server", image
+    result = check_center_point(page, reference, shim)
+    assert result["mode"] == "server" and page.status() == "ready", result["mode"]
+    evidence(requirement, f"{shim} (test shim) -> server mode with the notice {text[:90]!r}...")
+
+
 @pytest.mark.requirement("GP-1")
 def test_two_device_losses_within_a_minute_move_to_the_server(open_app, reference) -> None:
     page = open_app()

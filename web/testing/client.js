@@ -8,6 +8,17 @@ Object.assign(SandsegClient.prototype, {
     await this._request({ type: "loseDevice" });
   },
 
+  /** Testing GP-1 mid-inference: the device is lost while the `waits`-th GPU wait from now is
+   * pending (1: the next request's first), as a driver reset in mid-work would lose it. */
+  async loseDeviceMidwayForTesting(waits) {
+    await this._request({ type: "loseDeviceMidway", waits });
+  },
+
+  /** Testing PY-3: the next GPU wait never ends, as work the GPU never completes. */
+  async stallGpuForTesting() {
+    await this._request({ type: "stallGpu" });
+  },
+
   /** Testing GP-6: [message, ...] of the GPU errors a bad buffer and a bad shader raise. */
   async provokeGpuErrorsForTesting() {
     return this._request({ type: "provokeGpuErrors" });
@@ -33,3 +44,14 @@ Object.assign(SandsegClient.prototype, {
     await this._request({ type: "hang", seconds });
   },
 });
+
+// Testing GP-4 and GP-6: the page's ?testShim= goes to the worker with init's config
+// (testing/worker.js installs the adapter shim it names before WebGPU is touched).
+const requestForReal = SandsegClient.prototype._request;
+SandsegClient.prototype._request = function (message, transfer) {
+  const shim = new URLSearchParams(location.search).get("testShim");
+  if (message.type === "init" && shim) {
+    message = { ...message, config: { ...message.config, testShim: shim } };
+  }
+  return requestForReal.call(this, message, transfer);
+};

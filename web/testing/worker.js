@@ -10,6 +10,18 @@ async function loseDevice() {
   return { type: "result", result: null };
 }
 
+// Testing GP-1 mid-inference: lose the device while the `waits`-th GPU wait from now is pending.
+async function loseDeviceMidway({ waits }) {
+  testing().lose_device_midway(session, waits);
+  return { type: "result", result: null };
+}
+
+// Testing PY-3: the next GPU wait never ends (the thread stays free; heartbeats go on).
+async function stallGpu() {
+  testing().stall_gpu(session);
+  return { type: "result", result: null };
+}
+
 // Testing GP-6: GPU errors inside error scopes come back named, and the device still works.
 async function provokeGpuErrors() {
   return { type: "result", result: plain(await testing().provoke_gpu_errors(session)) };
@@ -37,4 +49,65 @@ async function readEmbeddings() {
   return { type: "result", result: plain(await testing().read_embeddings(session)) };
 }
 
-Object.assign(HANDLERS, { loseDevice, provokeGpuErrors, checkMatmulVariants, checkConv2dVariants, hang, readEmbeddings });
+// Testing GP-4 and GP-6 (the page's ?testShim=, passed in init's config by testing/client.js):
+// "small-limits": the adapter reports limits below WebGPU's defaults (128 MiB bindings);
+// "oom": every out-of-memory error scope reports that the GPU ran out of memory.
+// Either way the page must go on without this GPU (offload), not crash.
+const SMALL_LIMITS = {
+  maxStorageBufferBindingSize: 64 << 20,
+  maxBufferSize: 64 << 20,
+  maxStorageBuffersPerShaderStage: 4,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxComputeInvocationsPerWorkgroup: 128,
+};
+
+function bound(target, override) {
+  return new Proxy(target, {
+    get(obj, name) {
+      if (name in override) return override[name];
+      const value = Reflect.get(obj, name);
+      return typeof value === "function" ? value.bind(obj) : value;
+    },
+  });
+}
+
+function installAdapterShim(kind) {
+  const requestAdapter = navigator.gpu.requestAdapter.bind(navigator.gpu);
+  navigator.gpu.requestAdapter = async (options) => {
+    const adapter = await requestAdapter(options);
+    if (kind === "small-limits") return bound(adapter, { limits: SMALL_LIMITS });
+    if (kind !== "oom") throw new Error(`unknown test shim ${JSON.stringify(kind)}`);
+    const requestDevice = async (descriptor) => {
+      const device = await adapter.requestDevice(descriptor);
+      const filters = [];
+      const pushErrorScope = (filter) => {
+        filters.push(filter);
+        device.pushErrorScope(filter);
+      };
+      const popErrorScope = async () => {
+        const error = await device.popErrorScope();
+        const oom = { message: "out of memory (test shim: the GPU cannot hold this)" };
+        return filters.pop() === "out-of-memory" ? oom : error;
+      };
+      return bound(device, { pushErrorScope, popErrorScope });
+    };
+    return bound(adapter, { requestDevice });
+  };
+}
+
+const initForReal = HANDLERS.init;
+
+Object.assign(HANDLERS, {
+  async init(message) {
+    if (message.config?.testShim) installAdapterShim(message.config.testShim);
+    return initForReal(message);
+  },
+  loseDevice,
+  loseDeviceMidway,
+  stallGpu,
+  provokeGpuErrors,
+  checkMatmulVariants,
+  checkConv2dVariants,
+  hang,
+  readEmbeddings,
+});

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,36 @@ from .session import Session
 def lose_device(session: Session) -> None:
     """GP-1: destroy the device as a driver reset would."""
     session.local.ready()[0].destroy()
+
+
+def lose_device_midway(session: Session, waits: int) -> None:
+    """GP-1 mid-inference: destroy the device while the `waits`-th GPU wait from now is
+    pending (its work submitted, not done), as a driver reset in the middle of an encode or a
+    decode would."""
+    device = session.local.ready_device()
+    await_gpu = device._await_gpu
+    started = 0
+
+    async def losing(promise: Any) -> Any:
+        nonlocal started
+        started += 1
+        if started == waits:
+            device.destroy()
+        return await await_gpu(promise)
+
+    setattr(device, "_await_gpu", losing)  # noqa: B010 (instance attribute over the method)
+
+
+def stall_gpu(session: Session) -> None:
+    """PY-3 as written: the next GPU wait never ends, as work the GPU never completes would
+    leave it; the thread stays free (heartbeats go on), only their gpuWaitMs grows."""
+    device = session.local.ready_device()
+
+    async def never(promise: Any) -> Any:
+        device._waiting_since = time.monotonic()
+        await asyncio.get_running_loop().create_future()
+
+    setattr(device, "_await_gpu", never)  # noqa: B010 (instance attribute over the method)
 
 
 async def provoke_gpu_errors(session: Session) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -77,7 +78,24 @@ class BrowserDevice(Device):
         # Shader modules by kernel: one per WGSL source, shared by the pipelines made from it
         # with different override constants (the browser parses and validates it once).
         self._modules: dict[str, Any] = {}
+        # When the GPU wait in progress (work done, or a read-back mapped) began, for PY-3's
+        # watchdog: a wait that never ends is a stuck inference although the thread is free.
+        self._waiting_since: float | None = None
         super().__init__(name, features)
+
+    def gpu_wait_s(self) -> float:
+        """How long the GPU wait in progress has lasted (0.0 when none is)."""
+        since = self._waiting_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    async def _await_gpu(self, promise: Any) -> Any:
+        """Await a promise the GPU settles (onSubmittedWorkDone, mapAsync), timed for
+        gpu_wait_s."""
+        self._waiting_since = time.monotonic()
+        try:
+            return await promise
+        finally:
+            self._waiting_since = None
 
     # -- errors and loss ------------------------------------------------------------------
 
@@ -132,7 +150,7 @@ class BrowserDevice(Device):
         return done
 
     async def _all_done(self) -> None:
-        await self._queue.onSubmittedWorkDone()
+        await self._await_gpu(self._queue.onSubmittedWorkDone())
 
     @contextlib.asynccontextmanager
     async def compile_only(self) -> AsyncIterator[None]:
@@ -294,7 +312,7 @@ class BrowserDevice(Device):
             encoder.copyBufferToBuffer(buffer, start, staging, 0, stop - start)
             self._queue.submit(_js([encoder.finish()]))
             try:
-                await staging.mapAsync(js.GPUMapMode.READ)
+                await self._await_gpu(staging.mapAsync(js.GPUMapMode.READ))
             except Exception as exc:
                 await self.check_errors()
                 raise GPUError(f"reading back {size} bytes failed: {exc}") from exc
