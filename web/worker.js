@@ -147,8 +147,8 @@ async function loadWebgpu(loading, config) {
   const times = { downloadMs: t1 - t0, uploadMs: t2 - t1, cached: weights.cached };
   if (noModel) return { problem: noModel, ...times };
   progress("pipelines", null, "compiling GPU pipelines");
-  await loading.compile_pipelines();
-  return { problem: null, ...times, pipelinesMs: performance.now() - t2 };
+  const noPipelines = await loading.compile_pipelines(); // null, or why not (GP-6)
+  return { problem: noPipelines ?? null, ...times, pipelinesMs: performance.now() - t2 };
 }
 
 // The wasm runtime (onnxruntime-web), imported only when chosen -> null when it loaded, else

@@ -51,7 +51,8 @@ async function readEmbeddings() {
 
 // Testing GP-4 and GP-6 (the page's ?testShim=, passed in init's config by testing/client.js):
 // "small-limits": the adapter reports limits below WebGPU's defaults (128 MiB bindings);
-// "oom": every out-of-memory error scope reports that the GPU ran out of memory.
+// "oom": every out-of-memory error scope reports that the GPU ran out of memory;
+// "compile-fail": every asynchronous pipeline creation fails (the boot's compile phase).
 // Either way the page must go on without this GPU (offload), not crash.
 const SMALL_LIMITS = {
   maxStorageBufferBindingSize: 64 << 20,
@@ -76,9 +77,16 @@ function installAdapterShim(kind) {
   navigator.gpu.requestAdapter = async (options) => {
     const adapter = await requestAdapter(options);
     if (kind === "small-limits") return bound(adapter, { limits: SMALL_LIMITS });
-    if (kind !== "oom") throw new Error(`unknown test shim ${JSON.stringify(kind)}`);
+    if (kind !== "oom" && kind !== "compile-fail") {
+      throw new Error(`unknown test shim ${JSON.stringify(kind)}`);
+    }
     const requestDevice = async (descriptor) => {
       const device = await adapter.requestDevice(descriptor);
+      if (kind === "compile-fail") {
+        const createComputePipelineAsync = () =>
+          Promise.reject(new Error("compilation failed (test shim)"));
+        return bound(device, { createComputePipelineAsync });
+      }
       const filters = [];
       const pushErrorScope = (filter) => {
         filters.push(filter);

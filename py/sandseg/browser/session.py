@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ops
+from ..gpu import GPUError
 from ..model import probe_image
 from ..offload.client import OffloadClient, OffloadError
 from ..offload.session import ImageResult, OffloadSession
@@ -66,21 +67,28 @@ class Session:
         not (out of GPU memory, GP-6): the session then offloads everything."""
         return await self.local.load_model(weights)
 
-    async def compile_pipelines(self) -> None:
+    async def compile_pipelines(self) -> str | None:
         """Create every pipeline the model uses without running it, and wait until the
-        browser has compiled them (a dry run of pre-processing, encoder and decoder)."""
+        browser has compiled them (a dry run of pre-processing, encoder and decoder). None
+        when that worked; else why not, and the WebGPU model is dropped (GP-6: the page goes
+        on without it, on wasm or the server)."""
         device, model = self.local.ready()
         # The one tensor the model computes once and caches: computed for real first, so the
         # dry run cannot cache an empty one.
         model.prompt_encoder.dense_pe()
-        async with device.compile_only():
-            x, info = model.preprocess(*probe_image())
-            embeddings = model.encode(x)
-            mask = device.empty((LOW_RES, LOW_RES, 1))
-            for mask_input in (None, mask):
-                low_res, _ = model.decode(embeddings, [(1.0, 1.0)], [1], mask_input, True)
-                ops.threshold(model.postprocess(low_res, info), 0.0)
-        await device.finish()
+        try:
+            async with device.compile_only():
+                x, info = model.preprocess(*probe_image())
+                embeddings = model.encode(x)
+                mask = device.empty((LOW_RES, LOW_RES, 1))
+                for mask_input in (None, mask):
+                    low_res, _ = model.decode(embeddings, [(1.0, 1.0)], [1], mask_input, True)
+                    ops.threshold(model.postprocess(low_res, info), 0.0)
+            await device.finish()
+        except GPUError as exc:
+            self.local.drop()
+            return f"the GPU could not compile the model's kernels ({exc})"
+        return None
 
     async def connect(self, client_problem: str | None) -> Any:
         """Read the server's model description and profile, probe this device, and pick the
