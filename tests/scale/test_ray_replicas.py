@@ -133,7 +133,7 @@ def upload_and_describe(url: str, photo: bytes) -> dict:
 
 def test_autoscaling_adds_the_second_replica_under_load(autoscaled, reference, photo) -> None:
     replicas = upload_and_describe(autoscaled.url, photo)
-    assert replicas["count"] is None and replicas["autoscale"] == {"min": 1, "max": 2}
+    assert replicas["count"] == 1 and replicas["autoscale"] == {"min": 1, "max": 2}, replicas
     assert running_replicas() == 1, "an autoscaled deployment starts at its minimum"
     with Load(autoscaled.url, reference, photo, CLIENTS) as load:
         took = load.wait_for(lambda: len(load.replicas()) == 2, START_S, "a second replica")
@@ -145,6 +145,13 @@ def test_autoscaling_adds_the_second_replica_under_load(autoscaled, reference, p
     assert wrong == 0, f"{wrong} of {clicks} masks differ from the single process's"
     assert slowest < REQUEST_S
     assert running_replicas() == 2
+    # /api/v1/model follows: every replica reports the count Ray has now (cached for 2 s).
+    with httpx.Client(base_url=autoscaled.url, timeout=REQUEST_S) as client:
+        deadline = time.monotonic() + REQUEST_S
+        counts: set[int | None] = set()
+        while counts != {2} and time.monotonic() < deadline:
+            counts = {client.get("/api/v1/model").json()["replicas"]["count"] for _ in range(4)}
+        assert counts == {2}, f"/api/v1/model's replica counts: {counts}"
 
 
 @pytest.mark.requirement("SC-1")

@@ -100,6 +100,7 @@ class SandsegReplica:
             config.replicas,
             config.autoscale,
             adapter,
+            None if config.autoscale is None else RunningReplicas(context.deployment),
         )
         cache = make_cache(config)
         warning = getattr(cache, "check_eviction_policy", lambda: None)()
@@ -223,6 +224,36 @@ def start(
         health_period_s=health_period_s,
     )
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+
+
+class RunningReplicas:
+    """How many replicas of `deployment` run now, as Serve's controller reports them (an
+    autoscaled deployment's count for /api/v1/model); asked at most every MAX_AGE_S, None
+    when Serve cannot say."""
+
+    MAX_AGE_S = 2.0
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+        self._known: tuple[float, int | None] = (-self.MAX_AGE_S, None)
+
+    def __call__(self) -> int | None:
+        asked, count = self._known
+        if time.monotonic() - asked < self.MAX_AGE_S:
+            return count
+        try:
+            app = serve.status().applications.get(APP_NAME)
+            states = app.deployments[self.deployment].replica_states if app else {}
+            # Keys are ReplicaState (a str enum) or, through the controller, plain strings.
+            running = (
+                n for state, n in states.items() if getattr(state, "value", state) == "RUNNING"
+            )
+            count = sum(running) or None
+        except Exception as exc:  # the controller busy or gone: say nothing rather than fail
+            log.warning("could not read the replica count from Serve: %s", exc)
+            count = None
+        self._known = (time.monotonic(), count)
+        return count
 
 
 def wait_running(abort: Callable[[], bool], timeout_s: float) -> bool:

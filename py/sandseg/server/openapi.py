@@ -47,7 +47,8 @@ MODEL_PROPERTIES: dict[str, Any] = {
         "type": "object",
         "description": (
             "this: the id of the replica that answered (also in X-Sandseg-Replica); count: "
-            "replicas serving the app (null when autoscaled); autoscale: {min, max} or null; "
+            "replicas serving the app (autoscaled: those running now, as Ray reports them; "
+            "null when Ray cannot say); autoscale: {min, max} or null; "
             "adapter: the wgpu adapter a Ray replica took ({index, device, type, backend, "
             "reason}), null where none was chosen (one process, --runtime onnxruntime)"
         ),

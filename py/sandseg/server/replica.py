@@ -8,7 +8,8 @@ import hashlib
 import os
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,21 +18,24 @@ HEADER = b"x-sandseg-replica"
 
 @dataclass(frozen=True)
 class ReplicaInfo:
-    """`id`: stable for the life of the replica; `count`: replicas serving the app (None when
-    autoscaled); `autoscale`: (min, max) replicas when autoscaled; `adapter`: the wgpu adapter
-    a Ray replica chose (sandseg.scale.adapters: index, device, type, backend, reason), None
-    where nothing was chosen (one process; --runtime onnxruntime)."""
+    """`id`: stable for the life of the replica; `count`: replicas serving the app, or
+    `count_now()` asked each time where it changes (autoscaled: the replicas running now, None
+    when that cannot be known); `autoscale`: (min, max) replicas when autoscaled; `adapter`: the
+    wgpu adapter a Ray replica chose (sandseg.scale.adapters: index, device, type, backend,
+    reason), None where nothing was chosen (one process; --runtime onnxruntime)."""
 
     id: str
     count: int | None = 1
     autoscale: tuple[int, int] | None = None
     adapter: dict[str, object] | None = None
+    count_now: Callable[[], int | None] | None = field(default=None, compare=False)
 
     def describe(self) -> dict[str, object]:
         scale = None
         if self.autoscale is not None:
             scale = {"min": self.autoscale[0], "max": self.autoscale[1]}
-        return {"this": self.id, "count": self.count, "autoscale": scale, "adapter": self.adapter}
+        count = self.count if self.count_now is None else self.count_now()
+        return {"this": self.id, "count": count, "autoscale": scale, "adapter": self.adapter}
 
 
 def process_replica() -> ReplicaInfo:
