@@ -76,12 +76,8 @@ function withNoticeText(result) {
 export class SandsegClient extends EventTarget {
   constructor() {
     super();
-    this.state = "loading";
-    this.lastResult = null;
-    this.timings = {};
-    this.adapter = null;
-    this.backend = null;
-    this.maxImagePixels = null;
+    Object.assign(this, { state: "loading", lastResult: null, timings: {}, adapter: null });
+    Object.assign(this, { backend: null, maxImagePixels: null, restarts: 0 });
     this.modes = null; // {mode, clientAvailable, serverAvailable, serverError, notice, plan}
     // Every mode, from Python at boot: [{value, label, runs, needsClient, needsServer}].
     this.modeChoices = [];
@@ -89,7 +85,6 @@ export class SandsegClient extends EventTarget {
     this._fatal = false;
     this._pending = new Map();
     this._nextId = 1;
-    this.restarts = 0;
     this._spawn();
     setInterval(() => this._watch(), WATCHDOG_MS);
   }
@@ -244,6 +239,13 @@ export class SandsegClient extends EventTarget {
     } catch (err) {
       throw this._reject(err);
     }
+  }
+
+  /** Choose the WebGPU kernels by measurement on this adapter, kept for later loads ->
+   * {choices, measured, reused, ms} (auto does it at boot when it keeps WebGPU). */
+  async tuneKernels() {
+    await this._ready;
+    return this._request({ type: "tuneKernels" });
   }
 
   /** sandseg.browser.annotations in the worker (no GPU work; failures are the caller's to

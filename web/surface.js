@@ -5,6 +5,8 @@
 // exportLabelPng() -> base64 PNG, weights -> {name, sha256, demo} (null until read),
 // everything(params) -> {annotations, ms, backend}, cancelEverything(), setEverythingParams
 // (what the Everything button runs with) and everythingHover (everything.js).
+// tuneKernels() -> {choices, measured, reused, ms}: the WebGPU kernels chosen by measurement
+// on this adapter and kept for later loads (auto does it at boot when it keeps WebGPU).
 // runtimeProbe: what auto measured ({stage, stageShare, fastEnoughMs, webgpu, wasm: {stage,
 // stageMs, encodeMs} or {error}}; sandseg.browser.runtimes); setRuntime(r) also shows the
 // runtime in force and why on the page. setImage(url) opens the image on the page too
@@ -93,6 +95,7 @@ export function installSurface() {
     },
     ...everythingSurface(() => Boolean(state.image && state.encoded && !detachedNow())),
     exportLabelPng: () => shown("Label PNG export failed", async () => toBase64(await labelPng())),
+    tuneKernels: () => getClient().tuneKernels(),
   });
   wireEverything();
   Object.defineProperty(surface, "weights", { get: () => state.weights, enumerable: true });

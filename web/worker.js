@@ -2,8 +2,9 @@
 // Pyodide and the sandseg wheel, loads the client runtime (webgpu: the weights, from the Cache
 // API, verified; wasm: onnxruntime-web and the server's graphs, ort_runtime.js, RT-2) and
 // serves requests one at a time. Protocol (see client.js): init, setImage, predict, setMode,
-// setRuntime, annotations, everything (a cancel is handled at once) -> progress, ready, result,
-// error. All GPU work is Python (sandseg.browser); this file only moves bytes.
+// setRuntime, annotations, everything, tuneKernels (a cancel is handled at once) -> progress,
+// ready, result, error. All GPU work is Python (sandseg.browser); this file only moves bytes.
+import { mountTuningStore, saveTuningStore } from "./tuning_store.js";
 
 const WEIGHTS_CACHE = "sandseg-weights";
 const PYODIDE_DIR = "pyodide/";
@@ -199,6 +200,8 @@ async function init({ config }) {
   progress("package", null, "loading the sandseg package");
   await pyodide.loadPackage("sandseg", { messageCallback: () => {}, errorCallback: console.warn });
   api = pyodide.pyimport("sandseg.browser.session");
+  const tuningStore = await mountTuningStore(pyodide); // before Python reads the table
+  if (tuningStore) console.warn(`sandseg: ${tuningStore}`);
   const t3 = performance.now();
   const loading = api.Session(config.token ?? null);
   // The client runtime (?runtime=): webgpu, wasm, or auto (the faster measured, probeRuntimes).
@@ -212,6 +215,9 @@ async function init({ config }) {
   if (requested === "auto") await probeRuntimes(loading, config);
   else if (requested === "wasm") await loadWasm(loading, config);
   const runtime = plain(loading.select_runtime(requested));
+  // auto kept WebGPU because it measured fast: choose its kernels by measurement too (once per
+  // adapter; later loads reuse the kept table). A pinned runtime skips the boot's measuring.
+  const tuning = requested === "auto" && runtime.runtime === "webgpu" ? await tune(loading) : null;
   const t6 = performance.now();
   progress("server", null, "connecting to the offload server");
   const modes = plain(await loading.connect(runtime.runtime ? null : runtime.reason));
@@ -237,6 +243,7 @@ async function init({ config }) {
       pipelinesMs: webgpu.pipelinesMs ?? null,
       wasmMs: t6 - t5,
       connectMs: t7 - t6,
+      tuning,
       wasmBytes: wasmBytes(),
     },
   };
@@ -317,6 +324,19 @@ async function everything({ id, params }) {
   }
 }
 
+// Every kernel variant choice the model needs on this adapter, measured where the kept table
+// lacks it, then kept (tuning_store.js) -> {choices, measured, reused, ms}.
+async function tune(target) {
+  progress("tuning", null, "measuring the GPU kernels on this adapter");
+  const result = plain(await target.tune_kernels());
+  if (result.measured) await saveTuningStore(pyodide);
+  return result;
+}
+
+async function tuneKernels() {
+  return { type: "result", result: await tune(session) };
+}
+
 // The page's objects in and out of COCO JSON and label PNGs (sandseg.browser.annotations;
 // no GPU work): "coco" -> JSON text, "labelPng" -> PNG bytes, "importCoco" -> [{name, mask}].
 const ANNOTATIONS = { coco: "coco_json", labelPng: "label_image", importCoco: "import_coco" };
@@ -335,6 +355,7 @@ function plain(value) {
 // Test bundles (build.py --test-hooks) append testing/worker.js, which adds requests that
 // provoke failures on purpose. The production bundle has none.
 const HANDLERS = { init, setImage, predict, setMode, setRuntime, annotations, everything };
+HANDLERS.tuneKernels = tuneKernels;
 
 // Python errors carry a traceback: the page shows the last line, without the module path.
 function describe(err) {

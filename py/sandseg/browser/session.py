@@ -9,11 +9,13 @@ as JS typed arrays (read without a copy of the whole file), prompts as JS object
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .. import ops
 from ..gpu import GPUError
 from ..model import probe_image
+from ..model.tuning import tune_model
 from ..offload.client import OffloadClient, OffloadError
 from ..offload.session import ImageResult, OffloadSession
 from ..predictor import LOW_RES, MAX_IMAGE_PIXELS, InputError, Prediction, check_image_size
@@ -89,6 +91,23 @@ class Session:
             self.local.drop()
             return f"the GPU could not compile the model's kernels ({exc})"
         return None
+
+    async def tune_kernels(self) -> Any:
+        """Choose every kernel variant the WebGPU model runs on this adapter: measured where the
+        table (kept in IndexedDB by the worker) lacks the choice, reused where it has it ->
+        {choices, measured, reused, ms}. Pipelines of variants newly chosen are created where
+        they are first used."""
+        started = time.perf_counter()
+        choices = await tune_model(self.local.ready_device())
+        measured = sum(c.measured for c in choices)
+        return marshal.js_object(
+            {
+                "choices": len(choices),
+                "measured": measured,
+                "reused": len(choices) - measured,
+                "ms": (time.perf_counter() - started) * 1000,
+            }
+        )
 
     async def connect(self, client_problem: str | None) -> Any:
         """Read the server's model description and profile, probe this device, and pick the
