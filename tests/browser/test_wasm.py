@@ -13,7 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.amg.conformance import assert_conforms
+from tests.amg.conftest import load_case
+
 from .conftest import CHROMIUM, CONFORMANCE, Page, Server
+from .test_everything import decoded
 from .test_runtime import SET_IMAGE_ERROR, assert_masks_match, low_res_of, masks_of
 
 # Debian's chromium as a visitor without a GPU has it: no WebGPU at all.
@@ -134,6 +138,23 @@ def test_a_wasm_prefix_composes_with_the_servers_suffix(wasm_page, picture1) -> 
     assert_masks_match(masks_of(result), ref["center_point__multi__masks"][0], "split")
     got = np.asarray(result["iouPredictions"], np.float32)
     np.testing.assert_allclose(got, ref["center_point__multi__iou_predictions"][0], atol=1e-3)
+
+
+def test_everything_on_an_image_the_wasm_runtime_encoded_runs_on_the_server(
+    wasm_page, picture1
+) -> None:
+    """wasm has no batched decoder: segment everything goes to the server (the image
+    uploaded once), gives the official generator's masks (config A), and the image stays the
+    client's (the next click runs on wasm)."""
+    image = dict(wasm_page.evaluate("() => window.sandseg.setImage('/samples/picture1.jpg')"))
+    assert image["runtime"] == "wasm" and image["mode"] == "client", image["mode"]
+    case = load_case("A")
+    result = wasm_page.evaluate("(p) => window.sandseg.everything(p)", case["config"])
+    assert result["backend"] == "server", result["backend"]
+    worst = assert_conforms(decoded(result["annotations"]), case)
+    print(f"everything behind wasm, on the server: {len(result['annotations'])} masks; {worst}")
+    click = predict(wasm_page, PROMPTS["center_point"], True)
+    assert click["runtime"] == "wasm" and click["mode"] == "client", click["mode"]
 
 
 def test_set_runtime_answers_what_can_run(wasm_page, picture1) -> None:

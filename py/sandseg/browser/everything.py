@@ -5,8 +5,9 @@ current image lives, as `sandseg everything` writes its records (COCO compressed
   session's predictor. The whole-image crop reuses the embeddings already on the GPU (no second
   encode); crop layers encode their crops.
 - On the server (the image was encoded there): POST /api/v1/images/{sha}/everything.
-- The wasm runtime cannot run the generator (it needs the WGSL model's batched decoder): the
-  error says to use server mode or the webgpu runtime.
+- The wasm runtime cannot run the generator (it needs the WGSL model's batched decoder): its
+  images go to the server (uploaded once, their mode unchanged); with no server the error says
+  to choose the webgpu runtime.
 
 Parameters are the generator's keyword arguments (not point_grids, not output_mode), checked
 by GeneratorParams before any GPU work (RELIABILITY.md AM-1). Standard library only (plus the

@@ -243,24 +243,25 @@ class Session:
         def progress(done: int, total: int) -> bool:
             return bool(step(done, total))
 
-        if offload.image_mode == "server":
-            sha = offload._server_image  # the sha256 the server keeps the image under
-            if sha is None or self.client is None:
-                raise InputError("the server has no copy of this image: open it again")
+        predictor = self.local.predictor
+        here = offload.image_mode != "server" and self.runtimes.current == "webgpu"
+        if not here or predictor is None:
+            # On the server: where the image lives, or where a client runtime that has no
+            # batched decoder (wasm) hands it (uploaded once; its mode stays).
+            if offload.client is None:
+                raise InputError(
+                    "segment everything runs on WebGPU or on the server; this image was "
+                    f"encoded by the {self.runtimes.current or 'no'} client runtime and there "
+                    "is no server: choose the webgpu runtime and open the image again"
+                )
             if progress(0, everything.SERVER_TOTAL):
                 raise everything.Cancelled()
+            sha = await offload.server_copy()
             document = await self._everything_remotely(sha, params, signal)
             if progress(everything.SERVER_TOTAL, everything.SERVER_TOTAL):
                 raise everything.Cancelled()
             annotations, backend, runtime = document["annotations"], "server", None
         else:
-            predictor = self.local.predictor
-            if self.runtimes.current != "webgpu" or predictor is None:
-                raise InputError(
-                    "segment everything runs on WebGPU or on the server; this image was "
-                    f"encoded by the {self.runtimes.current or 'no'} client runtime: choose "
-                    "server mode (or the webgpu runtime) and open the image again"
-                )
             data, height, width, _ = self._image
             annotations = await everything.run_locally(
                 predictor, data, height, width, params, progress

@@ -181,6 +181,20 @@ class OffloadSession:
                 self.mode, f"the server is busy ({exc}): this image ran on this device"
             )
 
+    async def server_copy(self) -> str:
+        """The sha256 the server keeps the current image under, uploading it first when it
+        has none (in any mode; work that only the server runs, such as segment everything
+        behind a client runtime that cannot, needs it). The image's mode does not change."""
+        if self._image is None:
+            raise InputError("no image is set: call set_image(image) first")
+        if self.client is None:
+            raise InputError("no offload server: this work needs one")
+        if self._server_image is None:
+            pixels, height, width, channels, upload = self._image
+            body, media_type = upload or _pixels_body(pixels, height, width, channels)
+            self._server_image, _ = await self.client.upload_image(body, media_type)
+        return self._server_image
+
     async def _encode(self, mode: str) -> ImageResult:
         assert self._image is not None
         pixels, height, width, channels, upload = self._image
