@@ -22,8 +22,8 @@ from typing import Any
 from .. import ops
 from ..gpu import Tensor
 from ..gpu.device import MAX_STORAGE_BINDING
-from ..inputs import Prompt, image_bytes
-from ..model import ImageInfo
+from ..inputs import image_bytes
+from ..model import ImageInfo, batched
 from ..model.batched import SharedImage
 from ..predictor import LOW_RES, Predictor, _unpack_masks, check_image_size
 from ..weights.layout import IMG_SIZE as INPUT_SIZE
@@ -209,8 +209,15 @@ class AutomaticMaskGenerator:
         state = self.predictor.image_state()
         assert state is not None
         n = len(points) * MULTIMASK
-        prompts = [Prompt.of([point], [1]).tokens(state.info) for point in points]
-        low_all, iou_all = self.predictor.model.decode_batch(shared, prompts)
+        low_all = device.empty((n, LOW_RES, LOW_RES))
+        iou_all = device.empty((n,))
+        # One decoder batch at a time through the predictor, which may stop between them
+        # (the server's deadline and cancel checkpoints).
+        step = batched.MAX_BATCH
+        for start in range(0, len(points), step):
+            low, iou = self.predictor.record_batch(points[start : start + step], shared)
+            device.copy(low, low_all, dst_start=start * MULTIMASK * LOW_RES * LOW_RES)
+            device.copy(iou, iou_all, dst_start=start * MULTIMASK)
         stats_all = self._mask_stats(low_all, state.info)
         words = array("I", await device.read(stats_all))
         ious = array("f", await device.read(iou_all))

@@ -28,6 +28,7 @@ from ..gpu import Tensor, get_device
 from ..gpu.native import NativeDevice
 from ..inputs import Prompt
 from ..model import ImageInfo
+from ..model.batched import SharedImage
 from ..model.tiny_vit import IMG_SIZE
 from ..predictor import InputError, Prediction, Predictor
 from ..runtime import ONNXRUNTIME, WGPU, Runtime, available_runtimes
@@ -187,7 +188,7 @@ class Engine:
         """The automatic mask generator (`options`: its checked keyword arguments) on a cached
         upload, on the wgpu model: records with COCO RLE segmentations. The whole image's
         embeddings are the cached ones; crops are encoded. Once `cancel` is set the work
-        stops at the next prompt, encoder block or batch (raising Cancelled)."""
+        stops at the next encoder block or decoder batch (raising Cancelled)."""
         from ..amg.generator import AutomaticMaskGenerator
         from .images import decode_upload
 
@@ -316,8 +317,9 @@ class Engine:
 class _UploadPredictor(Predictor):
     """The wgpu predictor as the mask generator drives it for a cached upload: the whole
     image's embeddings come from the cache (the upload encoded it), crop encodes stop at
-    block boundaries, and every prompt first passes `checkpoint` (which waits for the GPU,
-    then raises Cancelled if the job was cancelled). Its own image state; the model shared."""
+    block boundaries, and every batch of prompts (batched.MAX_BATCH at most) first passes
+    `checkpoint` (which waits for the GPU, then raises Cancelled if the job was cancelled).
+    Its own image state; the model shared."""
 
     def __init__(
         self, predictor: Predictor, state: EncodedImage, checkpoint: Callable[[str], None]
@@ -344,11 +346,11 @@ class _UploadPredictor(Predictor):
             image, image_format, after_stage=self._checkpoint, between_blocks=self._checkpoint
         )
 
-    def record_prediction(
-        self, point_coords: Any, point_labels: Any, multimask_output: bool = True
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def record_batch(
+        self, points: list[tuple[float, float]], shared: SharedImage
+    ) -> tuple[Tensor, Tensor]:
         self._checkpoint(EVERYTHING)
-        return super().record_prediction(point_coords, point_labels, multimask_output)
+        return super().record_batch(points, shared)
 
 
 def _part_seconds(profile: ServerProfile, part: str) -> float:
