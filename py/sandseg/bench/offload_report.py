@@ -21,12 +21,18 @@ def cost_per_1000(server_s: float | None, price_per_gpu_hour: float) -> float | 
     return None if server_s is None else server_s * 1000 / 3600 * price_per_gpu_hour
 
 
-def auto_verdicts(run: Run) -> dict[str, dict[str, object]]:
-    """Per profile: auto's first-mask time, the best measured mode's, and whether auto is
-    within AUTO_TOLERANCE of it."""
+def auto_verdicts(run: Run, client_runtime: str) -> dict[str, dict[str, object]]:
+    """Per profile measured on `client_runtime`: auto's first-mask time, the best measured
+    mode's, and whether auto is within AUTO_TOLERANCE of it."""
     verdicts: dict[str, dict[str, object]] = {}
     for profile in run.profiles:
-        rows = [r for r in run.results if r.profile == profile and r.first_mask_s is not None]
+        rows = [
+            r
+            for r in run.results
+            if r.profile == profile
+            and r.client_runtime == client_runtime
+            and r.first_mask_s is not None
+        ]
         auto = next((r for r in rows if r.mode == "auto"), None)
         others = [r for r in rows if r.mode != "auto"]
         if auto is None or not others or auto.first_mask_s is None:
@@ -47,7 +53,7 @@ def auto_verdicts(run: Run) -> dict[str, dict[str, object]]:
 
 def write_reports(run: Run, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    verdicts = auto_verdicts(run)
+    verdicts = {runtime: auto_verdicts(run, runtime) for runtime in run.client_runtimes}
     markdown = _markdown(run, verdicts)
     print(markdown)
     paths = [out_dir / "offload.json", out_dir / "offload.md"]
@@ -59,41 +65,57 @@ def write_reports(run: Run, out_dir: Path) -> list[Path]:
         }
         for r in run.results
     ]
-    document = {**asdict(run), "results": rows, "auto": verdicts}
+    # "auto" keeps its layout (profile -> verdict) for the first client runtime.
+    document = {
+        **asdict(run),
+        "results": rows,
+        "auto": verdicts[run.client_runtime],
+        "auto_by_client_runtime": verdicts,
+    }
     paths[0].write_text(json.dumps(document, indent=2))
     paths[1].write_text(markdown)
     paths += _plots(run, out_dir)
     return paths
 
 
-def _markdown(run: Run, verdicts: dict[str, dict[str, object]]) -> str:
+def _markdown(run: Run, verdicts: dict[str, dict[str, dict[str, object]]]) -> str:
+    ran = "; ".join(f"{asked}: {c['ran']}" for asked, c in run.clients.items())
     lines = [
-        f"Browser: {run.adapter}; {run.repeat} image(s) per mode, {run.clicks} clicks "
-        f"each; server cost at ${run.price_per_gpu_hour:.2f} per GPU-hour.",
+        f"Browser client runtimes (as asked: what ran): {ran}; {run.repeat} image(s) per "
+        f"mode, {run.clicks} clicks each; server cost at ${run.price_per_gpu_hour:.2f} per "
+        "GPU-hour.",
         "",
-        "| profile | mode | ran as | predicted | first mask | per click | up MB | down MB "
-        "| server s/image | $ per 1000 images | $ per 1000 clicks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| client runtime | profile | mode | ran as | predicted | first mask | per click | up MB "
+        "| down MB | server s/image | $ per 1000 images | $ per 1000 clicks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in run.results:
         lines.append(_row(r, run.price_per_gpu_hour))
     lines.append("")
+    for runtime, by_profile in verdicts.items():
+        lines += _verdict_lines(runtime, by_profile)
+    for runtime, plans in run.plans_by_client_runtime.items():
+        lines += [f"- {runtime}, {profile} plan: {plan}" for profile, plan in plans.items()]
+    return "\n".join(lines + _server_runtimes(run)) + "\n"
+
+
+def _verdict_lines(runtime: str, verdicts: dict[str, dict[str, object]]) -> list[str]:
+    lines = []
     for profile, v in verdicts.items():
         verdict = "within" if v["within_10_percent"] else "NOT within"
         same = " (the same mode as the best)" if v["chose_the_best_mode"] else ""
         lines.append(
-            f"- {profile}: auto ran as {v['auto_ran_as']} in {_s(v['auto_s'])}; the best "
-            f"measured mode was {v['best_mode']} in {_s(v['best_s'])}: {verdict} 10%{same}."
+            f"- {runtime}, {profile}: auto ran as {v['auto_ran_as']} in {_s(v['auto_s'])}; the "
+            f"best measured mode was {v['best_mode']} in {_s(v['best_s'])}: {verdict} 10%{same}."
         )
     every = bool(verdicts) and all(v["within_10_percent"] for v in verdicts.values())
     chose = bool(verdicts) and all(v["chose_the_best_mode"] for v in verdicts.values())
     lines.append(
-        f"- auto within 10% of the best mode on every profile: {'yes' if every else 'no'}; "
-        f"auto chose the best measured mode on every profile: {'yes' if chose else 'no'}"
+        f"- {runtime}: auto within 10% of the best mode on every profile: "
+        f"{'yes' if every else 'no'}; auto chose the best measured mode on every profile: "
+        f"{'yes' if chose else 'no'}"
     )
-    for profile, plan in run.plans.items():
-        lines.append(f"- {profile} plan: {plan}")
-    return "\n".join(lines + _server_runtimes(run)) + "\n"
+    return lines
 
 
 def _server_runtimes(run: Run) -> list[str]:
@@ -122,12 +144,13 @@ def _server_runtimes(run: Run) -> list[str]:
 
 def _row(r: Measured, price: float) -> str:
     if r.skipped:
-        cells = [r.profile, r.mode, "-", _s(r.predicted_first_mask_s), f"skipped: {r.skipped}"]
-        return "| " + " | ".join(cells + [""] * 6) + " |"
+        cells = [r.client_runtime, r.profile, r.mode, "-", _s(r.predicted_first_mask_s)]
+        return "| " + " | ".join(cells + [f"skipped: {r.skipped}"] + [""] * 6) + " |"
     cells = [
+        r.client_runtime,
         r.profile,
         r.mode,
-        r.ran_as[0] if r.ran_as else "-",
+        _ran(r),
         _s(r.predicted_first_mask_s),
         _s(r.first_mask_s),
         _s(r.click_s),
@@ -151,7 +174,8 @@ def _plots(run: Run, out_dir: Path) -> list[Path]:
     axes = axes if len(run.profiles) > 1 else [axes]
     for ax, profile in zip(axes, run.profiles, strict=True):
         rows = [r for r in run.results if r.profile == profile and r.first_mask_s is not None]
-        ax.barh([r.mode for r in rows], [r.first_mask_s or 0 for r in rows], color="#4a7fb5")
+        labels = [_label(run, r, r.mode) for r in rows]
+        ax.barh(labels, [r.first_mask_s or 0 for r in rows], color="#4a7fb5")
         ax.set_title(f"{profile}: time to the first mask (s)", fontsize=10)
         ax.invert_yaxis()
     fig.tight_layout()
@@ -167,7 +191,8 @@ def _plots(run: Run, out_dir: Path) -> list[Path]:
         xs = [cost_per_1000(r.server_image_s, run.price_per_gpu_hour) or 0 for r in plain]
         ax.scatter(xs, [r.first_mask_s for r in plain], color="#4a7fb5")
         for r, x in zip(plain, xs, strict=True):
-            ax.annotate(r.mode.removeprefix("split:"), (x, r.first_mask_s or 0), fontsize=7)
+            label = _label(run, r, r.mode.removeprefix("split:"))
+            ax.annotate(label, (x, r.first_mask_s or 0), fontsize=7)
         for r in rows:
             if r.mode == "auto":
                 x = cost_per_1000(r.server_image_s, run.price_per_gpu_hour) or 0
@@ -177,7 +202,7 @@ def _plots(run: Run, out_dir: Path) -> list[Path]:
                     marker="*",
                     s=160,
                     color="#d62728",
-                    label=f"auto ({r.ran_as[0] if r.ran_as else '?'})",
+                    label=_label(run, r, f"auto ({r.ran_as[0] if r.ran_as else '?'})"),
                 )
                 ax.legend(fontsize=7)
         ax.set_title(profile, fontsize=10)
@@ -187,6 +212,18 @@ def _plots(run: Run, out_dir: Path) -> list[Path]:
     fig.savefig(cost, dpi=100)
     plt.close(fig)
     return [latency, cost]
+
+
+def _label(run: Run, r: Measured, text: str) -> str:
+    """A plot's label for `r`, naming its client runtime when there are several."""
+    return f"{text} [{r.client_runtime}]" if len(run.client_runtimes) > 1 else text
+
+
+def _ran(r: Measured) -> str:
+    """The first image's mode, and the client runtime the page's results say ran it."""
+    if not r.ran_as:
+        return "-"
+    return r.ran_as[0] + (f" on {r.ran_on[0]}" if r.ran_on and r.ran_on[0] else "")
 
 
 def _s(value: object) -> str:

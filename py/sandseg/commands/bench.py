@@ -121,7 +121,10 @@ def _offload(sub: Subparsers) -> None:
         "--price-per-gpu-hour", type=float, default=2.50, help="for the cost columns ($)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="2 profiles, 4 modes, 1 image: a smoke run"
+        "--quick",
+        action="store_true",
+        help="2 profiles (loopback only for the client runtimes after the first), 4 modes, "
+        "1 image: a smoke run",
     )
     parser.add_argument(
         "--server-runtime",
@@ -132,11 +135,23 @@ def _offload(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--client-runtime",
-        choices=["auto", "webgpu", "wasm"],
-        default="auto",
-        help="the page's client runtime, as its ?runtime= (wasm: onnxruntime-web on the CPU)",
+        type=_client_runtimes,
+        default="webgpu,wasm",
+        metavar="R[,R...]",
+        help="the page's client runtimes, each as its ?runtime= (auto, webgpu, wasm: "
+        "onnxruntime-web on the CPU), measured one after the other in the same run and "
+        "reported side by side (default webgpu,wasm: every one)",
     )
     parser.set_defaults(handler=run_offload)
+
+
+def _client_runtimes(text: str) -> list[str]:
+    from ..bench.offload import parse_client_runtimes
+
+    try:
+        return parse_client_runtimes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run_offload(args: argparse.Namespace, progress: Progress) -> int:
@@ -153,7 +168,7 @@ def run_offload(args: argparse.Namespace, progress: Progress) -> int:
         price_per_gpu_hour=args.price_per_gpu_hour,
         progress=progress,
         server_runtime=args.server_runtime,
-        client_runtime=args.client_runtime,
+        client_runtimes=args.client_runtime,
     )
 
 
